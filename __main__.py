@@ -1,0 +1,1 @@
+"""Pulumi program for Cosmic Chat. Placeholder until the infrastructure issue lands."""
