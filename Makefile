@@ -49,7 +49,7 @@ lint: install-python
 	$(BIN)/ruff check .
 
 test-js: install-node
-	node --test tests/www/ tests/js/
+	node --test tests/www/
 
 test-python: install browser
 	$(BIN)/python -m pytest
