@@ -1,0 +1,82 @@
+"""What each chat function does, given the request and its bindings; function_app.py only declares and
+delegates.
+
+Handlers take plain azure.functions objects so tests (and FileServer's in-process dispatch) call them
+directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import azure.functions as func
+
+from .errors import ApiError, json_response
+from .logs import invocation
+from .messages import feed_messages, group_action, history_window, new_message, signalr_value
+from .validation import parse_connection, parse_history_query, parse_message, validate_room
+
+
+@invocation("SaveChat")
+def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.HttpResponse:
+    """Validate everything before touching the output binding: a refused request writes nothing."""
+    try:
+        room = validate_room(req.route_params.get("room"))
+        document = new_message(room, parse_message(req.get_body()))
+    except ApiError as error:
+        return error.response()
+    message.set(func.Document.from_dict(document))
+    return json_response(document, 201)
+
+
+@invocation("History")
+def history(req: func.HttpRequest, documents: Iterable[Mapping[str, Any]]) -> func.HttpResponse:
+    try:
+        validate_room(req.route_params.get("room"))
+        query = parse_history_query(req.params)
+    except ApiError as error:
+        return error.response()
+    return json_response({"messages": history_window(documents, query.limit, query.after)})
+
+
+@invocation("SignalRConfiguration")
+def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpResponse:
+    """The binding already holds `{url, accessToken}` as JSON; pass it through untouched, never cached."""
+    return func.HttpResponse(
+        connection_info,
+        status_code=200,
+        mimetype="application/json",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _group(req: func.HttpRequest, actions: func.Out[str], action: str) -> func.HttpResponse:
+    try:
+        room = validate_room(req.route_params.get("room"))
+        connection_id = parse_connection(req.get_body())
+    except ApiError as error:
+        return error.response()
+    actions.set(signalr_value([group_action(action, room, connection_id)]))
+    return func.HttpResponse(status_code=202, headers={"Cache-Control": "no-store"})
+
+
+@invocation("JoinRoom")
+def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return _group(req, actions, "add")
+
+
+@invocation("LeaveRoom")
+def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return _group(req, actions, "remove")
+
+
+@invocation("FeedToSignalR")
+def feed_to_signalr(documents: Iterable[Mapping[str, Any]], signalr: func.Out[str]) -> str:
+    """One newMessage per document, all in one binding value; an empty batch sends nothing."""
+    documents = list(documents)
+    messages = feed_messages(documents)
+    if messages:
+        signalr.set(signalr_value(messages))
+    return f"{len(documents)} documents -> {len(messages)} messages"

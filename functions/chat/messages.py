@@ -1,0 +1,93 @@
+"""The message document and the shapes derived from it (public message, history window, SignalR payloads)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .validation import MessageInput, valid_created_at
+
+PUBLIC_FIELDS = ("id", "room", "user", "text", "createdAt")
+NEW_MESSAGE_TARGET = "newMessage"
+HISTORY_WINDOW = 200  # the TOP of the History binding's query; see docs/api.md "History window"
+
+log = logging.getLogger(__name__)
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """ISO-8601 UTC with milliseconds and `Z`; this fixed width makes string order equal time order."""
+    now = now or datetime.now(UTC)
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def new_message(room: str, data: MessageInput, now: datetime | None = None) -> dict[str, str]:
+    """The stored document: the client's id when given, so a retried POST overwrites instead of
+    duplicating."""
+    return {
+        "id": data.id or str(uuid.uuid4()),
+        "room": room,
+        "user": data.user,
+        "text": data.text,
+        "createdAt": utc_timestamp(now),
+    }
+
+
+def public_message(document: Mapping[str, Any]) -> dict[str, str] | None:
+    """Exactly the five public fields, never Cosmos system properties; None when the document is not a
+    message."""
+    out: dict[str, str] = {}
+    for field in PUBLIC_FIELDS:
+        value = document.get(field)
+        if not isinstance(value, str):
+            return None
+        out[field] = value
+    if not valid_created_at(out["createdAt"]):
+        return None
+    return out
+
+
+def _order(message: Mapping[str, str]) -> tuple[str, str]:
+    return (message["createdAt"], message["id"])
+
+
+def history_window(
+    documents: Iterable[Mapping[str, Any]], limit: int, after: str | None
+) -> list[dict[str, str]]:
+    """Slice the binding's newest-200 window: oldest first; latest `limit`, or first `limit` newer than
+    `after`."""
+    messages = sorted((m for m in map(public_message, documents) if m is not None), key=_order)
+    if after is None:
+        return messages[-limit:]
+    return [m for m in messages if m["createdAt"] > after][:limit]
+
+
+def feed_messages(documents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One SignalR message per changed document, sent to the group of its room (the 2018 sample sent one per
+    batch
+    with a double-encoded argument). Documents that are not chat messages are skipped with a warning rather
+    than
+    failing the batch, which the trigger would otherwise retry forever."""
+    out: list[dict[str, Any]] = []
+    for document in documents:
+        message = public_message(document)
+        if message is None:
+            log.warning(
+                "FeedToSignalR skipped a document that is not a chat message (id=%r)", document.get("id")
+            )
+            continue
+        out.append({"target": NEW_MESSAGE_TARGET, "arguments": [message], "groupName": message["room"]})
+    return out
+
+
+def group_action(action: str, room: str, connection_id: str) -> dict[str, str]:
+    return {"action": action, "groupName": room, "connectionId": connection_id}
+
+
+def signalr_value(items: list[dict[str, Any]]) -> str:
+    """The signalR output binding takes a JSON array of messages or group actions; serialised once per
+    invocation."""
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))

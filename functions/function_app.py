@@ -1,0 +1,83 @@
+"""Cosmic Chat's Function App, read as a table of contents: each function is its declaration plus a call
+into `chat` or `proxies`. The contract is documented in docs/api.md and functions/openapi.yaml."""
+
+import azure.functions as func
+from chat import handlers
+from chat.settings import signalr_identity
+from proxies import server
+from proxies.registry import FunctionApp
+
+COSMOS = {"connection": "CosmosDBConnection", "database_name": "chat", "container_name": "messages"}
+SIGNALR = {"hub_name": "chat", "connection_string_setting": "AzureSignalRConnectionString"}
+HISTORY_QUERY = (
+    "SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c "
+    "WHERE c.room = {room} ORDER BY c.createdAt DESC, c.id DESC"
+)
+
+app = FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.function_name("SaveChat")
+@app.route(route="api/rooms/{room}/messages", methods=["POST"])
+@app.cosmos_db_output(arg_name="message", **COSMOS)
+def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.HttpResponse:
+    return handlers.save_chat(req, message)
+
+
+@app.function_name("History")
+@app.route(route="api/rooms/{room}/messages", methods=["GET"])
+@app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_QUERY, partition_key="{room}", **COSMOS)
+def history(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
+    return handlers.history(req, documents)
+
+
+@app.function_name("SignalRConfiguration")
+@app.route(route="api/negotiate", methods=["POST"])
+@app.generic_input_binding(
+    arg_name="connectionInfo", type="signalRConnectionInfo", **SIGNALR, **signalr_identity()
+)
+def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
+    return handlers.negotiate(req, connectionInfo)
+
+
+@app.function_name("JoinRoom")
+@app.route(route="api/rooms/{room}/join", methods=["POST"])
+@app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
+def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return handlers.join_room(req, actions)
+
+
+@app.function_name("LeaveRoom")
+@app.route(route="api/rooms/{room}/leave", methods=["POST"])
+@app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
+def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return handlers.leave_room(req, actions)
+
+
+@app.function_name("FeedToSignalR")
+@app.cosmos_db_trigger(
+    arg_name="documents",
+    lease_container_name="leases",
+    create_lease_container_if_not_exists=False,
+    feed_poll_delay=500,
+    **COSMOS,
+)
+@app.generic_output_binding(arg_name="signalr", type="signalR", **SIGNALR)
+def feed_to_signalr(documents: func.DocumentList, signalr: func.Out[str]) -> None:
+    handlers.feed_to_signalr(documents, signalr)
+
+
+# The catch-all. It declares the bindings its in-process proxy targets need, under the same names, and
+# passes them on (see docs/api.md "proxies.json"); output bindings left unset write nothing.
+@app.function_name("FileServer")
+@app.route(route="{*path}")
+@app.cosmos_db_output(arg_name="message", **COSMOS)
+@app.generic_input_binding(
+    arg_name="connectionInfo", type="signalRConnectionInfo", **SIGNALR, **signalr_identity()
+)
+@app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
+async def file_server(
+    req: func.HttpRequest, message: func.Out[func.Document], connectionInfo: str, actions: func.Out[str]
+) -> func.HttpResponse:
+    bindings = {"message": message, "connectionInfo": connectionInfo, "actions": actions}
+    return await server.serve(app, req, bindings)

@@ -1,0 +1,2 @@
+"""FileServer's engine: proxies.json (Functions Proxies schema) routed in-process, to www/, or to external
+URLs."""
