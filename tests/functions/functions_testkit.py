@@ -1,0 +1,44 @@
+"""Helpers for the Function App tests: request builders and an Out that records (imported by the tests)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Generic, TypeVar
+
+import azure.functions as func
+
+T = TypeVar("T")
+
+
+class Out(func.Out[T], Generic[T]):
+    """What the worker hands a handler for an output binding; records whether and what was set."""
+
+    def __init__(self) -> None:
+        self.value: T | None = None
+        self.calls = 0
+
+    def set(self, val: T) -> None:
+        self.value = val
+        self.calls += 1
+
+    def get(self) -> T | None:
+        return self.value
+
+
+def request(method: str, path: str, body: bytes | str | dict[str, Any] | None = None,
+            params: dict[str, str] | None = None, route_params: dict[str, str] | None = None,
+            headers: dict[str, str] | None = None) -> func.HttpRequest:
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    return func.HttpRequest(method, f"https://chat.example{path}", headers=headers or {}, params=params or {},
+                            route_params=route_params or {}, body=body or b"")
+
+
+def body_json(response: func.HttpResponse) -> Any:
+    return json.loads(response.get_body())
+
+
+def content_type(response: func.HttpResponse) -> str:
+    return response.headers.get("Content-Type") or f"{response.mimetype}; charset={response.charset}"

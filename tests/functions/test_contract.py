@@ -1,0 +1,132 @@
+"""The contract other pieces depend on (emulators, infrastructure, web client), read from app.get_functions()."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+
+import pytest
+
+COSMOS = {"connection": "CosmosDBConnection", "databaseName": "chat", "containerName": "messages"}
+SIGNALR = {"hubName": "chat", "connectionStringSetting": "AzureSignalRConnectionString"}
+
+
+def table(app) -> dict[str, dict]:
+    return {f.get_function_name(): json.loads(f.get_function_json()) for f in app.get_functions()}
+
+
+def bindings(fn: dict) -> dict[str, dict]:
+    return {b["name"]: b for b in fn["bindings"]}
+
+
+def http(fn: dict) -> dict:
+    return next(b for b in fn["bindings"] if b["type"] == "httpTrigger")
+
+
+def test_function_names(app_module):
+    assert set(table(app_module.app)) == {"SaveChat", "History", "SignalRConfiguration", "JoinRoom", "LeaveRoom",
+                                          "FeedToSignalR", "FileServer"}
+
+
+@pytest.mark.parametrize(("name", "route", "methods"), [
+    ("SaveChat", "api/rooms/{room}/messages", ["POST"]),
+    ("History", "api/rooms/{room}/messages", ["GET"]),
+    ("SignalRConfiguration", "api/negotiate", ["POST"]),
+    ("JoinRoom", "api/rooms/{room}/join", ["POST"]),
+    ("LeaveRoom", "api/rooms/{room}/leave", ["POST"]),
+    ("FileServer", "{*path}", None),
+])
+def test_http_routes_methods_and_anonymous_access(app_module, name, route, methods):
+    trigger = http(table(app_module.app)[name])
+    assert trigger["route"] == route
+    assert trigger.get("methods") == methods  # FileServer: every method, so it can answer 405 for the others
+    assert trigger["authLevel"] == "ANONYMOUS"
+    assert bindings(table(app_module.app)[name])["$return"]["type"] == "http"
+
+
+def test_host_json_removes_the_route_prefix():
+    from conftest import FUNCTIONS
+    host = json.loads((FUNCTIONS / "host.json").read_text())
+    assert host["extensions"]["http"]["routePrefix"] == ""
+    assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
+
+
+def test_save_chat_writes_to_cosmos(app_module):
+    out = bindings(table(app_module.app)["SaveChat"])["message"]
+    assert out == {"name": "message", "type": "cosmosDB", "direction": "OUT", **COSMOS}
+
+
+def test_history_reads_with_a_parameterised_query(app_module):
+    binding = bindings(table(app_module.app)["History"])["documents"]
+    assert binding["type"] == "cosmosDB" and binding["direction"] == "IN"
+    assert {k: binding[k] for k in COSMOS} == COSMOS
+    assert binding["partitionKey"] == "{room}"
+    query = binding["sqlQuery"]
+    assert "c.room = {room}" in query  # a binding expression: the extension sends it as a SQL parameter
+    assert query.startswith("SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c")
+    assert query.endswith("ORDER BY c.createdAt DESC, c.id DESC")
+    assert "{" not in query.replace("{room}", "")  # only always-present binding data (no limit/after)
+
+
+def test_negotiate_binding_without_required_sign_in(app_module):
+    info = bindings(table(app_module.app)["SignalRConfiguration"])["connectionInfo"]
+    assert info == {"name": "connectionInfo", "type": "signalRConnectionInfo", "direction": "IN", **SIGNALR}
+
+
+def test_negotiate_binding_takes_the_principal_id_when_sign_in_is_required(monkeypatch):
+    monkeypatch.setenv("CHAT_REQUIRE_AUTH", "true")
+    sys.modules.pop("function_app", None)
+    module = importlib.import_module("function_app")
+    try:
+        for name in ("SignalRConfiguration", "FileServer"):
+            info = bindings(table(module.app)[name])["connectionInfo"]
+            assert info["userId"] == "{headers.x-ms-client-principal-id}"
+    finally:
+        sys.modules.pop("function_app", None)
+
+
+@pytest.mark.parametrize("name", ["JoinRoom", "LeaveRoom"])
+def test_group_functions_write_signalr(app_module, name):
+    out = bindings(table(app_module.app)[name])["actions"]
+    assert out == {"name": "actions", "type": "signalR", "direction": "OUT", **SIGNALR}
+
+
+def test_feed_trigger(app_module):
+    feed = table(app_module.app)["FeedToSignalR"]
+    trigger = bindings(feed)["documents"]
+    assert trigger == {"name": "documents", "type": "cosmosDBTrigger", "direction": "IN", **COSMOS,
+                       "leaseContainerName": "leases", "createLeaseContainerIfNotExists": False,
+                       "feedPollDelay": 500}
+    assert bindings(feed)["signalr"] == {"name": "signalr", "type": "signalR", "direction": "OUT", **SIGNALR}
+    assert "$return" not in bindings(feed)
+
+
+def test_fileserver_declares_what_its_in_process_targets_need(app_module):
+    fileserver = bindings(table(app_module.app)["FileServer"])
+    for name in ("SaveChat", "SignalRConfiguration", "JoinRoom", "LeaveRoom"):
+        for arg, binding in bindings(table(app_module.app)[name]).items():
+            if binding["type"] not in ("httpTrigger", "http"):
+                assert fileserver[arg] == binding, f"FileServer must declare {name}'s {arg} identically"
+
+
+def test_handler_parameters_are_exactly_the_bindings(app_module):
+    """The worker refuses to load a function whose parameters differ from its bindings."""
+    for fn in app_module.app.get_functions():
+        params = set(inspect.signature(fn.get_user_function()).parameters)
+        names = {b.name for b in fn.get_bindings() if b.name != "$return"}
+        assert params == names, fn.get_function_name()
+
+
+def test_get_functions_can_be_called_again(app_module):
+    # azure-functions 1.26 alone raises on the second call; the worker and FileServer both call it.
+    assert len(app_module.app.get_functions()) == len(app_module.app.get_functions()) == 7
+
+
+def test_requirements_are_runtime_only():
+    from conftest import FUNCTIONS
+    lines = [line.split("==")[0].strip().lower() for line in (FUNCTIONS / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert "azure-functions" in lines
+    assert not {"pytest", "hypothesis", "ruff", "azure-functions-worker"} & set(lines)

@@ -1,0 +1,176 @@
+"""The functions of function_app.py called the way the worker calls them: request, documents and Out objects."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+
+import azure.functions as func
+import pytest
+from functions_testkit import Out, body_json, request
+
+ROOM = {"room": "general"}
+CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+
+def save(app_module, payload, room="general", raw=None):
+    out: Out[func.Document] = Out()
+    req = request("POST", f"/api/rooms/{room}/messages", raw if raw is not None else payload,
+                  route_params={"room": room})
+    return app_module.save_chat(req, out), out
+
+
+def test_save_chat_stores_and_returns_the_public_message(app_module):
+    response, out = save(app_module, {"user": " ada ", "text": "hi 👋"})
+    assert response.status_code == 201
+    message = body_json(response)
+    assert set(message) == {"id", "room", "user", "text", "createdAt"}
+    assert message["user"] == "ada" and message["text"] == "hi 👋" and message["room"] == "general"
+    assert uuid.UUID(message["id"]).version == 4
+    assert CREATED_AT.fullmatch(message["createdAt"])
+    assert out.calls == 1 and dict(out.value) == message
+    assert "👋".encode() in response.get_body()  # UTF-8 on the wire, not \u escapes
+    assert response.mimetype == "application/json"
+
+
+def test_save_chat_keeps_the_client_id_so_a_retry_overwrites(app_module):
+    client_id = str(uuid.uuid4())
+    first, out1 = save(app_module, {"user": "a", "text": "b", "id": client_id})
+    second, out2 = save(app_module, {"user": "a", "text": "b", "id": client_id})
+    assert body_json(first)["id"] == body_json(second)["id"] == client_id
+    assert out1.value["id"] == out2.value["id"] == client_id
+
+
+@pytest.mark.parametrize(("payload", "room", "raw", "status", "field"), [
+    ({"user": "a", "text": "b"}, "Bad Room", None, 400, "room"),
+    (None, "general", b"not json", 400, "body"),
+    (None, "general", b"[1,2]", 400, "body"),
+    ({"user": "a", "text": "b" * 9000}, "general", None, 413, "body"),
+    ({"text": "b"}, "general", None, 400, "user"),
+    ({"user": "a", "text": ""}, "general", None, 400, "text"),
+    ({"user": "a" * 40, "text": "b"}, "general", None, 400, "user"),
+    ({"user": "a", "text": "b\x07"}, "general", None, 400, "text"),
+    ({"user": "a", "text": "b", "id": "123"}, "general", None, 400, "id"),
+    ({"user": "a", "text": "b", "extra": 1}, "general", None, 400, "extra"),
+])
+def test_save_chat_refusals_write_nothing(app_module, payload, room, raw, status, field):
+    response, out = save(app_module, payload, room=room, raw=raw)
+    assert response.status_code == status
+    error = body_json(response)["error"]
+    assert error["field"] == field and error["code"] and error["message"]
+    assert out.calls == 0
+
+
+def doc(i: int, room: str = "general", created: str | None = None, **extra) -> func.Document:
+    return func.Document.from_dict({
+        "id": f"m{i:04d}", "room": room, "user": "u", "text": f"t{i}",
+        "createdAt": created or f"2026-11-27T21:{i // 60:02d}:{i % 60:02d}.000Z",
+        "_rid": "x", "_self": "y", "_etag": "z", "_ts": 1, **extra,
+    })
+
+
+def history(app_module, docs, **params):
+    req = request("GET", "/api/rooms/general/messages", params=params, route_params=ROOM)
+    return app_module.history(req, func.DocumentList(docs))
+
+
+def test_history_latest_oldest_first_public_fields_only(app_module):
+    newest_first = [doc(i) for i in range(120, 0, -1)]  # the binding's ORDER BY createdAt DESC
+    response = history(app_module, newest_first)
+    assert response.status_code == 200
+    messages = body_json(response)["messages"]
+    assert [m["id"] for m in messages] == [f"m{i:04d}" for i in range(71, 121)]
+    assert all(set(m) == {"id", "room", "user", "text", "createdAt"} for m in messages)
+
+
+def test_history_limit_and_after(app_module):
+    docs = [doc(i) for i in range(200, 0, -1)]
+    assert [m["id"] for m in body_json(history(app_module, docs, limit="3"))["messages"]] == \
+        ["m0198", "m0199", "m0200"]
+    after = doc(10)["createdAt"]
+    page = body_json(history(app_module, docs, limit="5", after=after))["messages"]
+    assert [m["id"] for m in page] == ["m0011", "m0012", "m0013", "m0014", "m0015"]
+    assert body_json(history(app_module, docs, after=doc(200)["createdAt"]))["messages"] == []
+
+
+def test_history_orders_equal_timestamps_by_id(app_module):
+    same = "2026-11-27T21:00:00.000Z"
+    docs = [doc(3, created=same), doc(1, created=same), doc(2, created=same)]
+    assert [m["id"] for m in body_json(history(app_module, docs))["messages"]] == ["m0001", "m0002", "m0003"]
+
+
+@pytest.mark.parametrize(("params", "field"), [({"limit": "0"}, "limit"), ({"limit": "500"}, "limit"),
+                                                ({"after": "2026-11-27"}, "after")])
+def test_history_refusals(app_module, params, field):
+    response = history(app_module, [doc(1)], **params)
+    assert response.status_code == 400
+    assert body_json(response)["error"]["field"] == field
+
+
+def test_history_bad_room_is_400(app_module):
+    req = request("GET", "/api/rooms/X/messages", route_params={"room": "X"})
+    response = app_module.history(req, func.DocumentList([]))
+    assert response.status_code == 400 and body_json(response)["error"]["field"] == "room"
+
+
+def test_negotiate_passes_connection_info_through(app_module):
+    info = json.dumps({"url": "https://chat.service.signalr.net/client/?hub=chat", "accessToken": "e.y.j"})
+    response = app_module.negotiate(request("POST", "/api/negotiate"), info)
+    assert response.status_code == 200
+    assert body_json(response) == json.loads(info)
+    assert response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(("function", "action"), [("join_room", "add"), ("leave_room", "remove")])
+def test_group_actions(app_module, function, action):
+    out: Out[str] = Out()
+    req = request("POST", "/api/rooms/room-7/x", {"connectionId": "abc_DEF-123"}, route_params={"room": "room-7"})
+    response = getattr(app_module, function)(req, out)
+    assert response.status_code == 202
+    assert json.loads(out.value) == [{"action": action, "groupName": "room-7", "connectionId": "abc_DEF-123"}]
+
+
+@pytest.mark.parametrize("function", ["join_room", "leave_room"])
+def test_group_action_refusals_send_nothing(app_module, function):
+    for room, payload, field in [("no way", {"connectionId": "a"}, "room"), ("ok", {}, "connectionId"),
+                                 ("ok", {"connectionId": "a", "x": 1}, "x")]:
+        out: Out[str] = Out()
+        req = request("POST", "/x", payload, route_params={"room": room})
+        response = getattr(app_module, function)(req, out)
+        assert response.status_code == 400 and body_json(response)["error"]["field"] == field
+        assert out.calls == 0
+
+
+def test_feed_sends_one_message_per_document_to_its_room_group(app_module):
+    docs = func.DocumentList([doc(1, "general"), doc(2, "rust"), doc(3, "general"), doc(4, "zig-lang")])
+    out: Out[str] = Out()
+    assert app_module.feed_to_signalr(docs, out) is None  # no $return binding: must return None
+    sent = json.loads(out.value)
+    assert out.calls == 1  # serialised once for the whole batch
+    assert [(m["groupName"], m["arguments"][0]["id"]) for m in sent] == \
+        [("general", "m0001"), ("rust", "m0002"), ("general", "m0003"), ("zig-lang", "m0004")]
+    for message in sent:
+        assert set(message) == {"target", "arguments", "groupName"}
+        assert message["target"] == "newMessage"
+        assert len(message["arguments"]) == 1
+        assert set(message["arguments"][0]) == {"id", "room", "user", "text", "createdAt"}
+
+
+def test_feed_skips_foreign_documents_and_sends_nothing_for_an_empty_batch(app_module, caplog):
+    out: Out[str] = Out()
+    with caplog.at_level(logging.WARNING):
+        app_module.feed_to_signalr(func.DocumentList([func.Document.from_dict({"id": "lease-ish"})]), out)
+    assert out.calls == 0
+    assert "lease-ish" in caplog.text
+
+
+def test_one_log_line_per_invocation(app_module, caplog):
+    with caplog.at_level(logging.INFO, logger="cosmic_chat"):
+        save(app_module, {"user": "a", "text": "secret words"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "cosmic_chat"]
+    assert len(lines) == 1
+    assert re.fullmatch(r"SaveChat 201 in \d+\.\d ms", lines[0])
+    assert "secret words" not in caplog.text
