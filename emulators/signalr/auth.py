@@ -1,0 +1,124 @@
+"""Access-token checks, done the way Azure SignalR Service does them.
+
+Both client tokens (from a negotiate function) and REST tokens (from the server SDK) are HS256/HS512
+JWTs keyed with the UTF-8 bytes of the AccessKey string (not its base64 decoding). The audience is a
+URL; the Azure SDKs build it from the endpoint *without* the port (``ServiceEndpoint.cs``), so an
+``aud`` without a port matches a request on any port of the same host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import jwt
+
+ALGORITHMS = ["HS256", "HS512"]
+USER_ID_CLAIMS = ("asrs.s.uid", "nameid", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+                  "sub")
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+class AuthError(Exception):
+    """The request is not authenticated; the text says why (it goes in the 401 body, never the token)."""
+
+
+@dataclass(frozen=True)
+class RequestTarget:
+    """Where the request arrived, as the audience check needs it."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+
+
+def bearer_token(headers: Any, query: Any, allow_query: bool) -> str | None:
+    """The token from ``Authorization: Bearer``, else (WebSockets and SSE only) from ``access_token=``."""
+    header = headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    if allow_query:
+        return query.get("access_token") or None
+    return None
+
+
+def _same_host(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    return a == b or (a in _LOOPBACK and b in _LOOPBACK)
+
+
+def _audience_matches_endpoint(aud: str, target: RequestTarget) -> tuple[bool, Any]:
+    try:
+        parts = urlsplit(aud)
+        port = parts.port
+    except ValueError:
+        return False, None
+    if parts.scheme.lower() != target.scheme.lower() or not _same_host(parts.hostname or "", target.host):
+        return False, parts
+    if port is not None and target.port is not None and port != target.port:
+        return False, parts
+    return True, parts
+
+
+def verify(token: str | None, key: str, leeway: float = 0.0) -> dict[str, Any]:
+    """Check signature, ``exp`` and ``nbf``; return the claims."""
+    if not token:
+        raise AuthError("Missing access token: send 'Authorization: Bearer <JWT>'.")
+    try:
+        return jwt.decode(token, key.encode(), algorithms=ALGORITHMS, leeway=leeway,
+                          options={"verify_aud": False, "require": ["exp"]})
+    except jwt.ExpiredSignatureError:
+        raise AuthError("The access token has expired.") from None
+    except jwt.ImmatureSignatureError:
+        raise AuthError("The access token is not valid yet (nbf).") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthError(f"The access token lacks the required claim '{exc.claim}'.") from None
+    except jwt.InvalidSignatureError:
+        raise AuthError("The access token signature is invalid (wrong AccessKey?).") from None
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"The access token is invalid: {exc}.") from None
+
+
+def _audiences(claims: dict[str, Any]) -> list[str]:
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return [aud]
+    if isinstance(aud, list):
+        return [a for a in aud if isinstance(a, str)]
+    return []
+
+
+def verify_client_token(token: str | None, key: str, target: RequestTarget, hub: str,
+                        leeway: float = 0.0) -> dict[str, Any]:
+    """A client token: ``aud`` must name this service's ``/client/`` endpoint and (if it says) this hub."""
+    claims = verify(token, key, leeway)
+    for aud in _audiences(claims):
+        ok, parts = _audience_matches_endpoint(aud, target)
+        if not ok or not parts.path.rstrip("/").lower().endswith("/client"):
+            continue
+        hubs = parse_qs(parts.query).get("hub")
+        if hubs and hubs[0].lower() != hub.lower():
+            continue
+        return claims
+    raise AuthError(f"The access token audience does not match this endpoint's client URL for hub '{hub}'.")
+
+
+def verify_rest_token(token: str | None, key: str, target: RequestTarget,
+                      leeway: float = 0.0) -> dict[str, Any]:
+    """A REST token: ``aud`` must be the request URL (the query is ignored, the port may be left out)."""
+    claims = verify(token, key, leeway)
+    for aud in _audiences(claims):
+        ok, parts = _audience_matches_endpoint(aud, target)
+        if ok and unquote(parts.path).rstrip("/").lower() == unquote(target.path).rstrip("/").lower():
+            return claims
+    raise AuthError("The access token audience does not match the request URL.")
+
+
+def user_id(claims: dict[str, Any]) -> str | None:
+    for name in USER_ID_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -1,0 +1,398 @@
+"""The client endpoint (``/client/?hub=...``): negotiate, the three transports, and the hub handshake.
+
+Status codes and texts follow ASP.NET Core's HttpConnectionDispatcher, which is what the official
+clients are written against; the hub rules (listen-only serverless clients) follow Azure SignalR Service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from . import auth
+from .hub import LONG_POLLING, SSE, WEBSOCKETS, Connection, ServiceState
+from .protocol import (
+    CANCEL_INVOCATION,
+    CLOSE,
+    COMPLETION,
+    INVOCATION,
+    STREAM_INVOCATION,
+    ProtocolError,
+    handshake_response,
+    parse_handshake,
+    split_handshake,
+)
+from .sinks import QueueSink, WebSocketSink
+
+log = logging.getLogger("emulators.signalr")
+
+HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$")
+STATE_KEY: web.AppKey[ServiceState] = web.AppKey("signalr_state", ServiceState)
+KEY_KEY: web.AppKey[str] = web.AppKey("signalr_key", str)
+
+AVAILABLE_TRANSPORTS = [
+    {"transport": WEBSOCKETS, "transferFormats": ["Text", "Binary"]},
+    {"transport": SSE, "transferFormats": ["Text"]},
+    {"transport": LONG_POLLING, "transferFormats": ["Text", "Binary"]},
+]
+NO_UPSTREAM = ("Method '{}' cannot be invoked: the service runs in serverless mode and this emulator "
+               "has no upstream configured, so client invocations have nowhere to go.")
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message)
+
+
+def _unauthorized(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=401,
+                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def _target(request: web.Request) -> auth.RequestTarget:
+    host = request.url.host or request.host.split(":")[0]
+    return auth.RequestTarget(request.scheme, host, request.url.port, request.path)
+
+
+def _hub_name(request: web.Request) -> str | web.Response:
+    hub = request.query.get("hub")
+    if not hub:
+        return web.json_response({"error": "Query parameter 'hub' is required (e.g. /client/?hub=chat)."},
+                                 status=400)
+    if not HUB_NAME.match(hub):
+        return web.json_response(
+            {"error": "Query parameter 'hub' must start with a letter and use only letters, digits "
+                      "and _`,.[] (at most 128 characters)."}, status=400)
+    return hub
+
+
+def _authenticate(request: web.Request, hub: str, query_token_ok: bool) -> dict[str, Any] | web.Response:
+    state = request.app[STATE_KEY]
+    token = auth.bearer_token(request.headers, request.query, allow_query=query_token_ok)
+    try:
+        return auth.verify_client_token(token, request.app[KEY_KEY], _target(request), hub,
+                                        leeway=state.limits.token_leeway)
+    except auth.AuthError as exc:
+        state.stats.auth_failures += 1
+        log.info("client %s %s -> 401 %s", request.method, request.path, exc)
+        return _unauthorized(str(exc))
+
+
+async def negotiate(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    hub = _hub_name(request)
+    if isinstance(hub, web.Response):
+        return hub
+    claims = _authenticate(request, hub, query_token_ok=False)
+    if isinstance(claims, web.Response):
+        return claims
+    raw_version = next((v for k, v in request.query.items() if k.lower() == "negotiateversion"), None)
+    if raw_version is None:
+        version = 0
+    else:
+        try:
+            version = min(int(raw_version), 1)
+        except ValueError:
+            return web.json_response({"error": "The client requested a non-integer protocol version."})
+    conn = state.create(hub, auth.user_id(claims), claims, version)
+    body: dict[str, Any] = {"connectionId": conn.id, "negotiateVersion": version,
+                            "availableTransports": AVAILABLE_TRANSPORTS}
+    if version >= 1:
+        body = {"connectionToken": conn.token, **body}
+    log.info("negotiate hub=%s user=%s v%d -> %s", conn.hub, conn.user_id, version, conn.id)
+    return web.json_response(body)
+
+
+async def negotiate_wrong_method(request: web.Request) -> web.StreamResponse:
+    return _text(405, "Method Not Allowed: negotiate takes POST.")
+
+
+def _lookup(request: web.Request, hub: str) -> Connection | web.Response:
+    conn_id = request.query.get("id")
+    if not conn_id:
+        return _text(400, "Connection ID required")
+    conn = request.app[STATE_KEY].find(conn_id)
+    if conn is None or conn.hub != hub.lower():
+        return _text(404, "No Connection with that ID")
+    return conn
+
+
+def _check_user(conn: Connection, claims: dict[str, Any]) -> web.Response | None:
+    if conn.user_id is not None and auth.user_id(claims) != conn.user_id:
+        return _unauthorized("The access token belongs to a different user than this connection.")
+    return None
+
+
+# -- incoming hub messages (all transports) ---------------------------------------------------
+
+
+def receive(state: ServiceState, conn: Connection, data: bytes, binary_transport: bool) -> None:
+    """Handle bytes from a client: handshake first, then hub messages. Errors close this connection only."""
+    if conn.closed:
+        return
+    conn.last_received = time.monotonic()
+    limit = state.limits.max_message_size
+    if len(data) > limit:
+        state.stats.protocol_errors += 1
+        log.info("connection %s closed: %d-byte message over the %d-byte limit", conn.id, len(data), limit)
+        state.close(conn, f"Connection closed with an error. The message exceeds the maximum message size "
+                          f"of {limit} bytes.")
+        return
+    if conn.codec is None:
+        parts = split_handshake(data)
+        if parts is None:
+            _reject_handshake(state, conn, "Handshake request is incomplete: no 0x1E record separator.")
+            return
+        record, rest = parts
+        try:
+            handshake = parse_handshake(record, binary_transport)
+        except ProtocolError as exc:
+            _reject_handshake(state, conn, str(exc))
+            return
+        conn.codec = handshake.codec
+        sink = conn.sink
+        if isinstance(sink, WebSocketSink):
+            sink.use_binary(handshake.codec.binary)
+        assert sink is not None
+        sink.push(sink.frame(handshake_response()))
+        state.go_online(conn)
+        log.info("connection %s online: hub=%s user=%s %s/%s v%d", conn.id, conn.hub, conn.user_id,
+                 conn.transport, handshake.codec.name, handshake.version)
+        data = rest
+        if not data:
+            return
+    try:
+        messages = conn.codec.decode(data)
+    except ProtocolError as exc:
+        state.stats.protocol_errors += 1
+        log.info("connection %s closed: %s", conn.id, exc)
+        state.close(conn, f"Connection closed with an error. {exc}")
+        return
+    for message in messages:
+        _dispatch(state, conn, message)
+        if conn.closed:
+            return
+
+
+def _reject_handshake(state: ServiceState, conn: Connection, error: str) -> None:
+    state.stats.protocol_errors += 1
+    log.info("connection %s handshake failed: %s", conn.id, error)
+    sink = conn.sink
+    state.discard(conn)
+    if sink is not None:
+        sink.finish(sink.frame(handshake_response(error)))
+
+
+def _dispatch(state: ServiceState, conn: Connection, message: dict[str, Any]) -> None:
+    kind = message["type"]
+    if kind in (INVOCATION, STREAM_INVOCATION):
+        state.stats.messages_in += 1
+        invocation_id = message.get("invocationId")
+        if invocation_id is not None:
+            state.send_to_connection(conn, {"type": COMPLETION, "invocationId": invocation_id,
+                                            "error": NO_UPSTREAM.format(message.get("target"))})
+    elif kind == CLOSE:
+        log.info("connection %s closed by the client", conn.id)
+        sink = conn.sink
+        state.discard(conn)
+        if sink is not None and not isinstance(sink, WebSocketSink):
+            sink.finish(None)
+    elif kind in (COMPLETION, CANCEL_INVOCATION):
+        state.stats.messages_in += 1
+    # Ping (6), StreamItem (2), Ack (8), Sequence (9): nothing to do; last_received is already updated.
+
+
+# -- transports -------------------------------------------------------------------------------
+
+
+async def connect(request: web.Request) -> web.StreamResponse:
+    """``GET /client/?hub=..&id=..``: WebSocket upgrade, SSE stream or long poll, chosen by the request."""
+    state = request.app[STATE_KEY]
+    hub = _hub_name(request)
+    if isinstance(hub, web.Response):
+        return hub
+    is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
+    is_sse = "text/event-stream" in request.headers.get("Accept", "")
+    claims = _authenticate(request, hub, query_token_ok=is_ws or is_sse)
+    if isinstance(claims, web.Response):
+        return claims
+    if is_ws and not request.query.get("id"):
+        # No prior negotiate: the service accepts it (Python clients connect straight after a redirect).
+        conn: Connection | web.Response = state.create(hub, auth.user_id(claims), claims, version=0)
+    else:
+        conn = _lookup(request, hub)
+        if not isinstance(conn, web.Response):
+            if conn.closed:  # a closed long-polling connection still hands out its last Close message
+                return await _drain_closed_poll(conn)
+    if isinstance(conn, web.Response):
+        return conn
+    mismatch = _check_user(conn, claims)
+    if mismatch is not None:
+        return mismatch
+    wanted = WEBSOCKETS if is_ws else SSE if is_sse else LONG_POLLING
+    if conn.transport is not None and conn.transport != wanted:
+        return _text(400, "Cannot change transports mid-connection")
+    if wanted == WEBSOCKETS:
+        if conn.transport is not None:
+            return _text(409, "Connection already has an active WebSocket")
+        return await _websocket(request, state, conn)
+    if wanted == SSE:
+        if conn.transport is not None:
+            return _text(409, "Connection already has an active Server-Sent Events stream")
+        return await _sse(request, state, conn)
+    return await _long_poll(request, state, conn)
+
+
+async def _websocket(request: web.Request, state: ServiceState, conn: Connection) -> web.StreamResponse:
+    limits = state.limits
+    ws = web.WebSocketResponse(compress=False, max_msg_size=max(4 * limits.max_message_size, 1 << 20))
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:
+        state.discard(conn)
+        return ws
+    conn.transport = WEBSOCKETS
+    conn.sink = WebSocketSink(transport, limits.max_outgoing_buffer)
+    conn.created = conn.last_received = time.monotonic()
+    started = time.monotonic()
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                receive(state, conn, msg.data.encode(), binary_transport=True)
+            elif msg.type == WSMsgType.BINARY:
+                receive(state, conn, msg.data, binary_transport=True)
+            if conn.closed:
+                break
+        if ws.exception() is not None and not conn.closed:
+            state.stats.protocol_errors += 1
+            log.info("connection %s closed: WebSocket error %s", conn.id, ws.exception())
+    finally:
+        was_open = not conn.closed
+        state.discard(conn)
+        if was_open and not transport.is_closing():
+            conn.sink.finish(None)
+        log.info("websocket %s ended after %.1fs", conn.id, time.monotonic() - started)
+    return ws
+
+
+async def _sse(request: web.Request, state: ServiceState, conn: Connection) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache,no-store", "Pragma": "no-cache",
+        "Content-Encoding": "identity"})
+    await resp.prepare(request)
+    sink = QueueSink("sse", state.limits.max_outgoing_buffer)
+    conn.transport, conn.sink = SSE, sink
+    conn.created = conn.last_received = time.monotonic()
+    try:
+        await resp.write(b":\r\n")
+        while True:
+            await sink.event.wait()
+            data = sink.take()
+            if data:
+                await resp.write(data)
+            if sink.finished:
+                break
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        state.discard(conn)
+        sink.finish(None)
+        log.info("sse stream %s ended", conn.id)
+    return resp
+
+
+async def _long_poll(request: web.Request, state: ServiceState, conn: Connection) -> web.StreamResponse:
+    if conn.transport is None:
+        # First poll: marks the connection as long polling and returns at once, empty (as ASP.NET Core).
+        conn.transport = LONG_POLLING
+        conn.sink = QueueSink("raw", state.limits.max_outgoing_buffer)
+        conn.created = conn.last_received = time.monotonic()
+        return web.Response(status=200, body=b"", content_type="application/octet-stream")
+    sink = conn.sink
+    assert isinstance(sink, QueueSink)
+    generation = sink.supersede() if conn.polling else sink.generation
+    conn.polling = True
+    deadline = time.monotonic() + state.limits.long_poll_timeout
+    try:
+        while True:
+            if sink.generation != generation:
+                return web.Response(status=204)  # a newer poll took over
+            if sink.chunks:
+                return web.Response(status=200, body=sink.take(), content_type="application/octet-stream")
+            if sink.finished:
+                return web.Response(status=204)
+            sink.event.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return web.Response(status=200, body=b"", content_type="application/octet-stream")
+            try:
+                await asyncio.wait_for(sink.event.wait(), remaining)
+            except TimeoutError:
+                pass
+    finally:
+        if sink.generation == generation:
+            conn.polling = False
+            conn.last_received = time.monotonic()
+
+
+async def _drain_closed_poll(conn: Connection) -> web.StreamResponse:
+    sink = conn.sink
+    if isinstance(sink, QueueSink) and sink.chunks:
+        return web.Response(status=200, body=sink.take(), content_type="application/octet-stream")
+    return web.Response(status=204)
+
+
+async def send(request: web.Request) -> web.StreamResponse:
+    """``POST /client/?id=..``: messages from an SSE or long-polling client."""
+    state = request.app[STATE_KEY]
+    hub = _hub_name(request)
+    if isinstance(hub, web.Response):
+        return hub
+    claims = _authenticate(request, hub, query_token_ok=False)
+    if isinstance(claims, web.Response):
+        return claims
+    conn = _lookup(request, hub)
+    if isinstance(conn, web.Response):
+        return conn
+    if conn.closed:
+        return _text(404, "No Connection with that ID")
+    mismatch = _check_user(conn, claims)
+    if mismatch is not None:
+        return mismatch
+    if conn.transport == WEBSOCKETS:
+        return _text(405, "POST requests are not allowed on WebSocket connections.")
+    if conn.transport is None:
+        return _text(400, "The connection has no transport yet: open the SSE stream or poll first.")
+    data = await request.read()
+    receive(state, conn, data, binary_transport=conn.transport == LONG_POLLING)
+    return web.Response(status=200)
+
+
+async def delete(request: web.Request) -> web.StreamResponse:
+    """``DELETE /client/?id=..``: a long-polling client leaving."""
+    state = request.app[STATE_KEY]
+    hub = _hub_name(request)
+    if isinstance(hub, web.Response):
+        return hub
+    claims = _authenticate(request, hub, query_token_ok=False)
+    if isinstance(claims, web.Response):
+        return claims
+    conn = _lookup(request, hub)
+    if isinstance(conn, web.Response):
+        return conn
+    if conn.transport != LONG_POLLING:
+        return _text(400, "Cannot terminate this connection using the DELETE endpoint.")
+    state.discard(conn)
+    if conn.sink is not None:
+        conn.sink.finish(None)
+    log.info("long polling %s ended by the client", conn.id)
+    return _text(202, "")
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"error": message}), content_type="application/json")

@@ -1,0 +1,294 @@
+"""The data-plane REST API, in its v1 (``/api/v1/hubs/{hub}``) and 2022-06-01 (``/api/hubs/{hub}``) forms.
+
+Routing is done here on the raw path, segment by segment, because names may contain escaped
+slashes (``%2F``) and the ``:send`` / ``:closeConnections`` suffixes are path segments. Like the
+official emulator, both families accept every action in both path orders (``groups/g/users/u`` and
+``users/u/groups/g``) and GET wherever HEAD is documented; status codes follow each family's swagger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from . import auth
+from .client import HUB_NAME, KEY_KEY, STATE_KEY
+from .hub import Connection, Hub, ServiceState
+from .protocol import invocation
+
+log = logging.getLogger("emulators.signalr")
+
+MAX_BODY = 1024 * 1024
+API_VERSION = "2022-06-01"
+SUPPORTED_API_VERSIONS = {"2021-08-01", "2022-06-01", "2022-11-01", "2023-07-01", "2024-01-01", "2024-12-01"}
+_ACTION = re.compile(r"^:[A-Za-z]+$")
+
+
+class RestError(Exception):
+    def __init__(self, status: int, code: str, message: str, target: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.target = status, code, message, target
+
+
+@dataclass
+class Call:
+    """One parsed REST request."""
+
+    request: web.Request
+    v1: bool
+    hub: Hub
+    rest: list[str]  # path segments after the hub, with any :action suffix removed
+    action: str | None  # "send" or "closeConnections"
+
+    def status(self, v1: int, v2022: int) -> int:
+        return v1 if self.v1 else v2022
+
+
+def _error(status: int, code: str, message: str, target: str | None = None) -> web.Response:
+    body = {"code": code, "message": message, "target": target, "details": [], "inner": None}
+    return web.json_response(body, status=status)
+
+
+def _segments(request: web.Request) -> list[str]:
+    raw = request.rel_url.raw_path.strip("/")
+    return [unquote(part) for part in raw.split("/")] if raw else []
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    started = time.monotonic()
+    try:
+        response = await _handle(request)
+    except RestError as exc:
+        response = _error(exc.status, exc.code, exc.message, exc.target)
+    log.info("rest %s %s -> %d (%.1f ms)", request.method, request.rel_url.raw_path, response.status,
+             (time.monotonic() - started) * 1000)
+    return response
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    segments = _segments(request)
+    lowered = [s.lower() for s in segments[:3]]
+    if lowered in (["api", "v1", "health"], ["api", "health"]) and len(segments) == len(lowered):
+        if request.method not in ("GET", "HEAD"):
+            raise RestError(405, "MethodNotAllowed", "Health takes HEAD or GET.")
+        return web.Response(status=200)
+    if lowered[:3] == ["api", "v1", "hubs"] and len(segments) >= 4:
+        v1, hub_name, rest = True, segments[3], segments[4:]
+    elif lowered[:2] == ["api", "hubs"] and len(segments) >= 3:
+        v1, hub_name, rest = False, segments[2], segments[3:]
+    else:
+        raise RestError(404, "NotFound", f"No REST API at {request.path}.")
+    if not HUB_NAME.match(hub_name):
+        raise RestError(400, "InvalidHubName", "Hub name must start with a letter and use only letters, "
+                        "digits and _`,.[] (at most 128 characters).", "hub")
+    if not v1:
+        version = request.query.get("api-version")
+        if not version:
+            raise RestError(400, "MissingApiVersion", "Query parameter 'api-version' is required "
+                            f"(e.g. api-version={API_VERSION}).", "api-version")
+        if version not in SUPPORTED_API_VERSIONS:
+            raise RestError(400, "UnsupportedApiVersion", f"api-version '{version}' is not supported; "
+                            f"use {API_VERSION}.", "api-version")
+    _authorize(request, state)
+    action = None
+    if rest and _ACTION.match(rest[-1]):
+        action, rest = rest[-1][1:], rest[:-1]
+    if rest and rest[-1] == "":
+        rest = rest[:-1]
+    call = Call(request, v1, state.hub(hub_name), rest, action)
+    return await _route(call, state)
+
+
+def _authorize(request: web.Request, state: ServiceState) -> None:
+    token = auth.bearer_token(request.headers, request.query, allow_query=False)
+    host = request.url.host or request.host.split(":")[0]
+    target = auth.RequestTarget(request.scheme, host, request.url.port, request.rel_url.raw_path)
+    try:
+        auth.verify_rest_token(token, request.app[KEY_KEY], target, leeway=state.limits.token_leeway)
+    except auth.AuthError as exc:
+        state.stats.auth_failures += 1
+        raise RestError(401, "Unauthorized", str(exc)) from None
+
+
+async def _message(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise RestError(413, "PayloadTooLarge", f"The request body is over the {MAX_BODY}-byte limit.")
+    try:
+        body = await request.read()  # the app's client_max_size is MAX_BODY
+    except web.HTTPRequestEntityTooLarge:
+        raise RestError(413, "PayloadTooLarge",
+                        f"The request body is over the {MAX_BODY}-byte limit.") from None
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise RestError(400, "InvalidBody", "The body must be a JSON object like "
+                        '{"target": "newMessage", "arguments": [...]}.', "message") from None
+    if not isinstance(payload, dict):
+        raise RestError(400, "InvalidBody", "The body must be a JSON object.", "message")
+    target = payload.get("target", payload.get("Target"))
+    arguments = payload.get("arguments", payload.get("Arguments", []))
+    if not isinstance(target, str) or not target:
+        raise RestError(400, "InvalidTarget", "Field 'target' is required: a non-empty string naming the "
+                        "client method.", "target")
+    if arguments is None:
+        arguments = []
+    if not isinstance(arguments, list):
+        raise RestError(400, "InvalidArguments", "Field 'arguments' must be an array.", "arguments")
+    return invocation(target, arguments)
+
+
+def _group(name: str) -> str:
+    if not 0 < len(name) <= 1024:
+        raise RestError(400, "InvalidGroupName", "Group name must be 1 to 1024 characters long.", "group")
+    return name
+
+
+def _excluded(request: web.Request) -> set[str]:
+    return set(request.query.getall("excluded", []))
+
+
+def _connection(call: Call, conn_id: str) -> Connection:
+    conn = call.hub.connections.get(conn_id)
+    if conn is None or not conn.online:
+        raise RestError(404, "NotFound", f"Connection '{conn_id}' does not exist in hub '{call.hub.name}'.",
+                        "connectionId")
+    return conn
+
+
+def _ttl(request: web.Request) -> float | None:
+    raw = request.query.get("ttl")
+    if raw is None:
+        return None
+    try:
+        ttl = int(raw)
+    except ValueError:
+        raise RestError(400, "InvalidTtl", "Query parameter 'ttl' must be a whole number of seconds.",
+                        "ttl") from None
+    if ttl < 0:
+        raise RestError(400, "InvalidTtl", "Query parameter 'ttl' must not be negative.", "ttl")
+    return float(ttl)
+
+
+def _exists(found: bool) -> web.Response:
+    return web.Response(status=200 if found else 404)
+
+
+async def _send(call: Call, state: ServiceState, targets: Any) -> web.Response:
+    message = await _message(call.request)
+    state.stats.messages_in += 1
+    state.deliver(targets, message)
+    return web.Response(status=202)
+
+
+def _close_all(call: Call, state: ServiceState, conns: list[Connection]) -> web.Response:
+    reason = call.request.query.get("reason")
+    excluded = _excluded(call.request)
+    for conn in conns:
+        if conn.id not in excluded:
+            state.close(conn, reason, allow_reconnect=True)
+    return web.Response(status=204)
+
+
+async def _route(call: Call, state: ServiceState) -> web.StreamResponse:
+    method = call.request.method
+    hub = call.hub
+    rest = call.rest
+    kind = rest[0].lower() if rest else ""
+    n = len(rest)
+
+    if n == 0:
+        if method == "POST" and call.action == "closeConnections":
+            return _close_all(call, state, list(hub.connections.values()))
+        if method == "POST" and call.action in (None, "send"):
+            excluded = _excluded(call.request)
+            conns = hub.connections.values()
+            return await _send(call, state, [c for c in conns if c.id not in excluded] if excluded else conns)
+
+    elif kind == "users" and n >= 2:
+        user = rest[1]
+        if n == 2:
+            if method == "POST" and call.action == "closeConnections":
+                return _close_all(call, state, list(hub.users.get(user, ())))
+            if method == "POST" and call.action in (None, "send"):
+                return await _send(call, state, list(hub.users.get(user, ())))
+            if method in ("GET", "HEAD"):
+                return _exists(bool(hub.users.get(user)))
+        elif n == 3 and rest[2].lower() == "groups" and method == "DELETE":
+            hub.remove_user_from_all_groups(user)
+            return web.Response(status=call.status(202, 204))
+        elif n == 4 and rest[2].lower() == "groups":
+            return _user_group(call, user, _group(rest[3]))
+
+    elif kind == "groups" and n >= 2:
+        group = _group(rest[1])
+        if n == 2:
+            if method == "POST" and call.action == "closeConnections":
+                return _close_all(call, state, list(hub.group_members(group)))
+            if method == "POST" and call.action in (None, "send"):
+                excluded = _excluded(call.request)
+                members = hub.group_members(group)
+                return await _send(call, state, [c for c in members if c.id not in excluded] if excluded
+                                   else list(members))
+            if method in ("GET", "HEAD"):
+                return _exists(bool(hub.group_members(group)))
+        elif n == 4 and rest[2].lower() == "users":
+            return _user_group(call, rest[3], group)
+        elif n == 4 and rest[2].lower() == "connections":
+            return _connection_group(call, rest[3], group)
+
+    elif kind == "connections" and n >= 2:
+        conn_id = rest[1]
+        if n == 2:
+            if method == "POST" and call.action in (None, "send"):
+                conn = hub.connections.get(conn_id)
+                return await _send(call, state, [conn] if conn is not None else [])
+            if method in ("GET", "HEAD"):
+                conn = hub.connections.get(conn_id)
+                return _exists(conn is not None and conn.online)
+            if method == "DELETE":
+                conn = _connection(call, conn_id)
+                state.close(conn, call.request.query.get("reason"), allow_reconnect=True)
+                return web.Response(status=call.status(202, 200))
+        elif n == 3 and rest[2].lower() == "groups" and method == "DELETE":
+            hub.remove_from_all_groups(_connection(call, conn_id))
+            return web.Response(status=200)
+        elif n == 4 and rest[2].lower() == "groups":
+            return _connection_group(call, conn_id, _group(rest[3]))
+
+    raise RestError(404 if method in ("GET", "HEAD", "POST", "PUT", "DELETE") else 405, "NotFound",
+                    f"No REST operation {method} {call.request.path}.")
+
+
+def _user_group(call: Call, user: str, group: str) -> web.Response:
+    method, hub = call.request.method, call.hub
+    if method == "PUT":
+        hub.add_user_to_group(user, group, _ttl(call.request))
+        return web.Response(status=call.status(202, 200))
+    if method == "DELETE":
+        hub.remove_user_from_group(user, group)
+        return web.Response(status=call.status(202, 204))
+    if method in ("GET", "HEAD"):
+        return _exists(hub.user_in_group(user, group))
+    raise RestError(405, "MethodNotAllowed", "User-group membership takes PUT, DELETE, HEAD or GET.")
+
+
+def _connection_group(call: Call, conn_id: str, group: str) -> web.Response:
+    method, hub = call.request.method, call.hub
+    conn = _connection(call, conn_id)
+    if method == "PUT":
+        hub.add_to_group(conn, group)
+        return web.Response(status=200)
+    if method == "DELETE":
+        hub.remove_from_group(conn, group)
+        return web.Response(status=200)
+    if method in ("GET", "HEAD"):
+        return _exists(group in conn.groups)
+    raise RestError(405, "MethodNotAllowed", "Connection-group membership takes PUT, DELETE, HEAD or GET.")
