@@ -1,0 +1,90 @@
+"""Partition key values: parsing the JSON header, extracting them from documents, canonical keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .epk import UNDEFINED, effective_partition_key
+from .errors import bad_request
+
+
+def split_path(path: str) -> list[str]:
+    """``/a/b`` or ``/"odd name"`` → path parts (the service allows quoted property names)."""
+    if not isinstance(path, str) or not path.startswith("/") or len(path) < 2:
+        raise bad_request(
+            f"Partition key path '{path}' is invalid: it must start with '/' and name a property."
+        )
+    parts = []
+    for part in path[1:].split("/"):
+        if len(part) >= 2 and part[0] == part[-1] and part[0] in "\"'":
+            part = part[1:-1]
+        if not part:
+            raise bad_request(f"Partition key path '{path}' contains an empty segment.")
+        parts.append(part)
+    return parts
+
+
+def _check_component(value: Any) -> Any:
+    if value == {} and isinstance(value, dict):
+        return UNDEFINED
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    raise bad_request(
+        f"Partition key value must be a string, number, boolean or null; got {json.dumps(value)[:60]}."
+    )
+
+
+def parse_header(raw: str) -> list[Any]:
+    """The ``x-ms-documentdb-partitionkey`` header: a JSON array with one component per key path."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise bad_request(
+            f"The partition key header 'x-ms-documentdb-partitionkey' value '{raw[:80]}' is not valid JSON.",
+            1001,
+        ) from None
+    if not isinstance(value, list):
+        raise bad_request(
+            "The partition key header 'x-ms-documentdb-partitionkey' must be a JSON array, e.g. [\"p1\"].",
+            1001,
+        )
+    if not value:
+        return [UNDEFINED]
+    if len(value) != 1:
+        raise bad_request(
+            f"The partition key header has {len(value)} components but the container has 1 key path.", 1001
+        )
+    return [_check_component(v) for v in value]
+
+
+def from_document(doc: dict[str, Any], parts: list[str]) -> list[Any]:
+    node: Any = doc
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return [UNDEFINED]
+        node = node[part]
+    if isinstance(node, (dict, list)):
+        raise bad_request(
+            "The partition key value in the document must be a string, number, boolean or null."
+        )
+    return [node]
+
+
+def canonical(components: list[Any]) -> str:
+    """Stable text key: 5 and 5.0 are the same partition; undefined is ``{}``."""
+    out = []
+    for c in components:
+        if c is UNDEFINED:
+            out.append({})
+        elif isinstance(c, (int, float)) and not isinstance(c, bool):
+            out.append(float(c))
+        else:
+            out.append(c)
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+
+def epk(components: list[Any]) -> str:
+    return effective_partition_key(components)

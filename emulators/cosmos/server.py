@@ -1,0 +1,572 @@
+"""The protocol layer: HTTP routes, headers and wire shapes of the Cosmos DB gateway (REST, 2020-07-15).
+
+Every store call runs on one dedicated thread (``StoreRunner``) so SQLite never blocks the event loop;
+this module only parses requests, checks signatures and shapes responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from . import partition
+from .auth import Authenticator
+from .errors import CosmosError, bad_request
+from .notify import NotificationHub
+from .store import MAX_ITEM_BYTES, FeedPage, ItemResult, Store
+
+log = logging.getLogger("emulators.cosmos")
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 100
+_JSON = "application/json"
+_NOT_SUPPORTED_TYPES = {
+    "sprocs",
+    "triggers",
+    "udfs",
+    "users",
+    "permissions",
+    "conflicts",
+    "attachments",
+    "clientencryptionkeys",
+    "partitions",
+    "schemas",
+}
+_BODY_LIMIT = MAX_ITEM_BYTES + 64 * 1024  # request envelope allowance above the 2 MB item limit
+
+
+def _true(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "true"
+
+
+class StoreRunner:
+    """Runs store calls on a single dedicated thread: serialised writes, a free event loop."""
+
+    def __init__(self, store_factory: Callable[[], Store]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cosmos-store")
+        self.store: Store = self._pool.submit(store_factory).result()
+
+    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self._pool.submit(self.store.close).result()
+        self._pool.shutdown(wait=True)
+
+
+class CosmosApp:
+    def __init__(self, runner: StoreRunner, auth: Authenticator, hub: NotificationHub) -> None:
+        self.run = runner
+        self.store = runner.store
+        self.auth = auth
+        self.hub = hub
+
+    def build(self) -> web.Application:
+        app = web.Application(client_max_size=_BODY_LIMIT + 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    # -- entry -------------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        activity = request.headers.get("x-ms-activity-id") or str(uuid.uuid4())
+        path = request.raw_path.split("?", 1)[0]
+        try:
+            segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else []
+            self.auth.verify(request.method, segments, request.headers)
+            length = request.content_length
+            if length is not None and length > _BODY_LIMIT:
+                raise CosmosError(
+                    413, "Request size is too large: an item may be at most 2 MB (2097152 bytes)."
+                )
+            response = await self.route(request, segments)
+        except CosmosError as err:
+            headers = {"x-ms-activity-id": activity, "x-ms-request-charge": "1", "Content-Type": _JSON}
+            if err.substatus is not None:
+                headers["x-ms-substatus"] = str(err.substatus)
+            response = web.Response(status=err.status, body=err.body(), headers=headers)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, path)
+            err = CosmosError(500, "Internal error in the emulator (see its log).")
+            response = web.Response(status=500, body=err.body(), headers={"Content-Type": _JSON})
+        response.headers["x-ms-activity-id"] = activity
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "%s %s -> %d in %.1f ms",
+                request.method,
+                path,
+                response.status,
+                (time.perf_counter() - started) * 1000,
+            )
+        return response
+
+    async def route(self, request: web.Request, seg: list[str]) -> web.StreamResponse:
+        method = request.method
+        n = len(seg)
+        if n == 0:
+            if method == "GET":
+                return self.account(request)
+            raise CosmosError(405, f"{method} is not allowed on the account.")
+        if seg[0] == "offers":
+            return self.feed_response("", "Offers", FeedPage([], None, 0), {})
+        if seg[0] != "dbs":
+            raise CosmosError(404, f"Unknown resource path '/{'/'.join(seg)}'.")
+        if n == 1:
+            return await self.databases(request)
+        if n == 2:
+            return await self.database(request, seg[1])
+        if seg[2] != "colls":
+            self._unsupported(seg[2])
+        if n == 3:
+            return await self.containers(request, seg[1])
+        if n == 4:
+            return await self.container(request, seg[1], seg[3])
+        if n == 5 and seg[4] == "pkranges":
+            return await self.pkranges(request, seg[1], seg[3])
+        if seg[4] != "docs":
+            self._unsupported(seg[4])
+        if n == 5:
+            return await self.documents(request, seg[1], seg[3])
+        if n == 6:
+            return await self.document(request, seg[1], seg[3], seg[5])
+        self._unsupported(seg[6])
+        raise AssertionError("unreachable")
+
+    def _unsupported(self, kind: str) -> None:
+        if kind in _NOT_SUPPORTED_TYPES:
+            raise bad_request(f"Resource type '{kind}' is not supported by the emulator.")
+        raise CosmosError(404, f"Unknown resource type '{kind}'.")
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def json_body(self, request: web.Request, allowed: tuple[str, ...] = (_JSON,)) -> Any:
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype and ctype not in allowed:
+            raise CosmosError(415, f"Unsupported Content-Type '{ctype}'; expected {' or '.join(allowed)}.")
+        raw = await request.read()
+        if len(raw) > _BODY_LIMIT:
+            raise CosmosError(413, "Request size is too large: an item may be at most 2 MB (2097152 bytes).")
+        if not raw:
+            raise bad_request("The request body is empty; a JSON body is required.")
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise bad_request(f"The request body is not valid JSON: {exc}.") from None
+
+    def base_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {
+            "Content-Type": _JSON,
+            "x-ms-request-charge": "1",
+            "x-ms-serviceversion": "version=2.14.0.0",
+            "x-ms-gatewayversion": "version=2.14.0",
+            "x-ms-schemaversion": "1.18",
+        }
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def coll_headers(
+        self, db: str, coll: str, lsn: int, extra: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        headers = self.base_headers(
+            {
+                "x-ms-session-token": f"0:-1#{lsn}",
+                "x-ms-alt-content-path": f"dbs/{db}/colls/{coll}",
+                "x-ms-documentdb-partitionkeyrangeid": "0",
+                "lsn": str(lsn),
+                "x-ms-global-committed-lsn": str(lsn),
+            }
+        )
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def resource_response(
+        self, status: int, doc: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> web.Response:
+        h = self.base_headers(headers)
+        h["etag"] = doc.get("_etag", "")
+        return web.Response(status=status, body=json.dumps(doc).encode(), headers=h)
+
+    def feed_response(self, rid: str, key: str, page: FeedPage, headers: dict[str, str]) -> web.Response:
+        body = (
+            f'{{"_rid":"{rid}","{key}":[' + ",".join(page.documents) + f'],"_count":{len(page.documents)}}}'
+        )
+        h = dict(headers)
+        h["x-ms-item-count"] = str(len(page.documents))
+        if page.continuation:
+            h["x-ms-continuation"] = page.continuation
+        return web.Response(status=200, body=body.encode(), headers=h)
+
+    def page_size(self, request: web.Request) -> int:
+        raw = request.headers.get("x-ms-max-item-count")
+        if raw is None or raw.strip() == "":
+            return DEFAULT_PAGE_SIZE
+        try:
+            value = int(raw)
+        except ValueError:
+            raise bad_request(
+                f"Invalid value '{raw}' for header 'x-ms-max-item-count': expected an integer."
+            ) from None
+        if value == -1:
+            return -1
+        if value < 1:
+            raise bad_request("Header 'x-ms-max-item-count' must be -1 or a positive integer.")
+        return value
+
+    def pk_header(self, request: web.Request) -> list[Any] | None:
+        raw = request.headers.get("x-ms-documentdb-partitionkey")
+        return None if raw is None else partition.parse_header(raw)
+
+    def epk_range(self, request: web.Request) -> tuple[str, str] | None:
+        start = request.headers.get("x-ms-start-epk")
+        end = request.headers.get("x-ms-end-epk")
+        kind = request.headers.get("x-ms-read-key-type")
+        if start is None and end is None:
+            return None
+        if kind is not None and kind != "EffectivePartitionKeyRange":
+            raise bad_request(f"Unsupported 'x-ms-read-key-type' value '{kind}'.")
+        for v in (start, end):
+            if v is not None and (len(v) > 64 or any(ch not in "0123456789abcdefABCDEF" for ch in v)):
+                raise bad_request(f"Effective partition key '{v[:70]}' must be hexadecimal.")
+        return ((start or "").upper(), (end or "FF").upper())
+
+    def check_range_id(self, request: web.Request) -> None:
+        rng = request.headers.get("x-ms-documentdb-partitionkeyrangeid")
+        if rng is not None and rng.split(",")[0].strip() not in ("0", ""):
+            raise CosmosError(
+                410, f"Partition key range '{rng}' is gone: the emulator has one range, '0'.", 1002
+            )
+
+    def continuation(self, request: web.Request) -> str | None:
+        return request.headers.get("x-ms-continuation") or None
+
+    def query_spec(self, body: Any) -> tuple[str, dict[str, Any]]:
+        if isinstance(body, str):
+            return body, {}
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            raise bad_request("The query body must be an object with a 'query' string.")
+        params: dict[str, Any] = {}
+        raw_params = body.get("parameters") or []
+        if not isinstance(raw_params, list):
+            raise bad_request("'parameters' must be an array of {name, value} objects.")
+        for p in raw_params:
+            if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not p["name"].startswith("@"):
+                raise bad_request("Each query parameter needs a 'name' starting with '@' and a 'value'.")
+            params[p["name"]] = p.get("value")
+        return body["query"], params
+
+    # -- account, databases, containers -----------------------------------------------------------
+
+    def account(self, request: web.Request) -> web.Response:
+        endpoint = f"{request.scheme}://{request.host}/"
+        location = [{"name": "South Central US", "databaseAccountEndpoint": endpoint}]
+        doc = {
+            "_self": "",
+            "id": "localhost",
+            "_rid": "localhost",
+            "media": "//media/",
+            "addresses": "//addresses/",
+            "_dbs": "//dbs/",
+            "writableLocations": location,
+            "readableLocations": location,
+            "enableMultipleWriteLocations": False,
+            "userConsistencyPolicy": {"defaultConsistencyLevel": "Session"},
+            "userReplicationPolicy": {
+                "asyncReplication": False,
+                "minReplicaSetSize": 1,
+                "maxReplicasetSize": 4,
+            },
+            "systemReplicationPolicy": {"minReplicaSetSize": 1, "maxReplicasetSize": 4},
+            "readPolicy": {"primaryReadCoefficient": 1, "secondaryReadCoefficient": 1},
+            "queryEngineConfiguration": json.dumps(
+                {
+                    "maxSqlQueryInputLength": 262144,
+                    "maxJoinsPerSqlQuery": 5,
+                    "maxLogicalAndPerSqlQuery": 500,
+                    "maxLogicalOrPerSqlQuery": 500,
+                    "maxUdfRefPerSqlQuery": 10,
+                    "maxInExpressionItemsCount": 16000,
+                    "queryMaxInMemorySortDocumentCount": 500,
+                    "maxQueryRequestTimeoutFraction": 0.9,
+                    "sqlAllowNonFiniteNumbers": False,
+                    "sqlAllowAggregateFunctions": True,
+                    "sqlAllowSubQuery": False,
+                    "sqlAllowScalarSubQuery": False,
+                    "allowNewKeywordsAsIdentifiers": True,
+                    "enableSpatialIndexing": False,
+                    "maxSpatialQueryCells": 12,
+                    "spatialMaxGeometryPointCount": 256,
+                    "sqlDisableOptimizationFlags": 0,
+                    "sqlAllowTop": True,
+                    "enableParallelQuery": False,
+                }
+            ),
+        }
+        return web.Response(body=json.dumps(doc).encode(), headers=self.base_headers())
+
+    async def databases(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            if _true(request.headers.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type:
+                text, params = self.query_spec(
+                    await self.json_body(request, (_JSON, "application/query+json"))
+                )
+                dbs = await self.run(self.store.list_databases)
+                page = await self.run(
+                    self.store.query_resources,
+                    dbs,
+                    text,
+                    params,
+                    self.page_size(request),
+                    self.continuation(request),
+                )
+                return self.feed_response("", "Databases", page, self.base_headers())
+            body = await self.json_body(request)
+            if not isinstance(body, dict):
+                raise bad_request("The database body must be a JSON object with an 'id'.")
+            doc = await self.run(self.store.create_database, body)
+            return self.resource_response(201, doc)
+        if request.method == "GET":
+            dbs = await self.run(self.store.list_databases)
+            page = FeedPage([json.dumps(d) for d in dbs], None, 0)
+            return self.feed_response("", "Databases", page, self.base_headers())
+        raise CosmosError(405, f"{request.method} is not allowed on /dbs.")
+
+    async def database(self, request: web.Request, db: str) -> web.Response:
+        if request.method == "GET":
+            return self.resource_response(200, await self.run(self.store.get_database, db))
+        if request.method == "DELETE":
+            await self.run(self.store.delete_database, db)
+            return web.Response(status=204, headers=self.base_headers())
+        raise CosmosError(405, f"{request.method} is not allowed on a database.")
+
+    async def containers(self, request: web.Request, db: str) -> web.Response:
+        if request.method == "POST":
+            if _true(request.headers.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type:
+                text, params = self.query_spec(
+                    await self.json_body(request, (_JSON, "application/query+json"))
+                )
+                colls = await self.run(self.store.list_containers, db)
+                page = await self.run(
+                    self.store.query_resources,
+                    colls,
+                    text,
+                    params,
+                    self.page_size(request),
+                    self.continuation(request),
+                )
+                return self.feed_response("", "DocumentCollections", page, self.base_headers())
+            body = await self.json_body(request)
+            if not isinstance(body, dict):
+                raise bad_request("The container body must be a JSON object with 'id' and 'partitionKey'.")
+            doc = await self.run(self.store.create_container, db, body)
+            return self.resource_response(201, doc)
+        if request.method == "GET":
+            colls = await self.run(self.store.list_containers, db)
+            db_doc = await self.run(self.store.get_database, db)
+            page = FeedPage([json.dumps(c) for c in colls], None, 0)
+            return self.feed_response(db_doc["_rid"], "DocumentCollections", page, self.base_headers())
+        raise CosmosError(405, f"{request.method} is not allowed on /colls.")
+
+    async def container(self, request: web.Request, db: str, coll: str) -> web.Response:
+        if request.method == "GET":
+            doc = await self.run(self.store.get_container, db, coll)
+            return self.resource_response(
+                200,
+                doc,
+                {
+                    "x-ms-alt-content-path": f"dbs/{db}",
+                    "x-ms-resource-usage": "documentsCount=0",
+                    "x-ms-resource-quota": "documentsCount=-1",
+                },
+            )
+        if request.method == "PUT":
+            body = await self.json_body(request)
+            if not isinstance(body, dict):
+                raise bad_request("The container body must be a JSON object.")
+            return self.resource_response(200, await self.run(self.store.replace_container, db, coll, body))
+        if request.method == "DELETE":
+            await self.run(self.store.delete_container, db, coll)
+            return web.Response(status=204, headers=self.base_headers())
+        raise CosmosError(405, f"{request.method} is not allowed on a container.")
+
+    async def pkranges(self, request: web.Request, db: str, coll: str) -> web.Response:
+        if request.method != "GET":
+            raise CosmosError(405, f"{request.method} is not allowed on /pkranges.")
+        doc = await self.run(self.store.get_container, db, coll)
+        etag = f'"pkranges-{doc["_rid"]}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=self.base_headers({"etag": etag}))
+        ranges = [
+            {
+                "id": "0",
+                "minInclusive": "",
+                "maxExclusive": "FF",
+                "parents": [],
+                "_rid": doc["_rid"],
+                "_etag": etag,
+                "ridPrefix": 0,
+                "throughputFraction": 1,
+                "status": "online",
+                "_ts": doc["_ts"],
+                "_lsn": 1,
+            }
+        ]
+        page = FeedPage([json.dumps(r) for r in ranges], None, 0)
+        return self.feed_response(doc["_rid"], "PartitionKeyRanges", page, self.base_headers({"etag": etag}))
+
+    # -- documents ---------------------------------------------------------------------------------
+
+    async def documents(self, request: web.Request, db: str, coll: str) -> web.Response:
+        h = request.headers
+        if request.method == "POST":
+            if _true(h.get("x-ms-cosmos-is-batch-request")):
+                raise bad_request("Transactional batch is not supported by the emulator.")
+            if _true(h.get("x-ms-cosmos-is-query-plan-request")):
+                raise bad_request("Query plans are not supported: the emulator executes queries directly.")
+            if _true(h.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type:
+                return await self.query(request, db, coll)
+            doc = await self.json_body(request)
+            result = await self.run(
+                self.store.upsert_item,
+                db,
+                coll,
+                doc,
+                self.pk_header(request),
+                upsert=_true(h.get("x-ms-documentdb-is-upsert")),
+                if_match=h.get("If-Match"),
+                if_none_match=h.get("If-None-Match"),
+            )
+            self.hub.notify(db, coll)
+            return self.item_response(request, db, coll, result)
+        if request.method == "GET":
+            aim = h.get("A-IM")
+            if aim is not None:
+                return await self.change_feed(request, db, coll, aim)
+            self.check_range_id(request)
+            page = await self.run(
+                self.store.read_feed,
+                db,
+                coll,
+                self.pk_header(request),
+                self.epk_range(request),
+                self.page_size(request),
+                self.continuation(request),
+            )
+            rid = self.store.container(db, coll).rid
+            return self.feed_response(rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
+        raise CosmosError(405, f"{request.method} is not allowed on /docs.")
+
+    async def query(self, request: web.Request, db: str, coll: str) -> web.Response:
+        self.check_range_id(request)
+        text, params = self.query_spec(await self.json_body(request, ("application/query+json", _JSON)))
+        page = await self.run(
+            self.store.query,
+            db,
+            coll,
+            text,
+            params,
+            self.pk_header(request),
+            self.epk_range(request),
+            self.page_size(request),
+            self.continuation(request),
+        )
+        rid = self.store.container(db, coll).rid
+        return self.feed_response(rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
+
+    async def change_feed(self, request: web.Request, db: str, coll: str, aim: str) -> web.Response:
+        if aim.strip().lower() != "incremental feed":
+            raise bad_request(
+                f"A-IM '{aim}' is not supported: the emulator serves the latest-version "
+                "change feed ('Incremental Feed') only."
+            )
+        self.check_range_id(request)
+        h = request.headers
+        inm = h.get("If-None-Match")
+        after: int | None
+        if inm is None:
+            after = 0
+        elif inm.strip() == "*":
+            after = None
+        else:
+            token = inm.strip().strip("'\"")
+            if not token.isdigit():
+                raise bad_request(
+                    f"The change feed continuation (If-None-Match) '{inm[:60]}' must be a quoted LSN."
+                )
+            after = int(token)
+        since: int | None = None
+        ims = h.get("If-Modified-Since")
+        if ims:
+            try:
+                since = int(parsedate_to_datetime(ims).timestamp())
+            except (TypeError, ValueError):
+                raise bad_request(
+                    f"Header 'If-Modified-Since' value '{ims}' is not an RFC 1123 date."
+                ) from None
+            if after is None:
+                after = 0
+        page = await self.run(
+            self.store.change_feed,
+            db,
+            coll,
+            after_lsn=after,
+            since_ts=since,
+            pk=self.pk_header(request),
+            epk_range=self.epk_range(request),
+            max_items=self.page_size(request),
+        )
+        headers = self.coll_headers(db, coll, page.lsn, {"etag": page.etag or '"0"'})
+        if page.not_modified:
+            return web.Response(status=304, headers=headers)
+        rid = self.store.container(db, coll).rid
+        return self.feed_response(rid, "Documents", page, headers)
+
+    async def document(self, request: web.Request, db: str, coll: str, item_id: str) -> web.Response:
+        h = request.headers
+        method = request.method
+        if method == "GET":
+            result = await self.run(self.store.read_item, db, coll, item_id, self.pk_header(request))
+            if h.get("If-None-Match") and h.get("If-None-Match") == result.etag:
+                return web.Response(
+                    status=304, headers=self.coll_headers(db, coll, result.lsn, {"etag": result.etag})
+                )
+            return self.item_response(request, db, coll, result)
+        if method == "PUT":
+            doc = await self.json_body(request)
+            result = await self.run(
+                self.store.replace_item, db, coll, item_id, doc, self.pk_header(request), h.get("If-Match")
+            )
+            self.hub.notify(db, coll)
+            return self.item_response(request, db, coll, result)
+        if method == "PATCH":
+            patch = await self.json_body(request, ("application/json-patch+json", _JSON))
+            result = await self.run(
+                self.store.patch_item, db, coll, item_id, self.pk_header(request), patch, h.get("If-Match")
+            )
+            self.hub.notify(db, coll)
+            return self.item_response(request, db, coll, result)
+        if method == "DELETE":
+            result = await self.run(
+                self.store.delete_item, db, coll, item_id, self.pk_header(request), h.get("If-Match")
+            )
+            return web.Response(status=204, headers=self.coll_headers(db, coll, result.lsn))
+        raise CosmosError(405, f"{method} is not allowed on a document.")
+
+    def item_response(self, request: web.Request, db: str, coll: str, result: ItemResult) -> web.Response:
+        headers = self.coll_headers(db, coll, result.lsn, {"etag": result.etag or ""})
+        minimal = request.headers.get("Prefer", "").strip().lower() == "return=minimal"
+        body = b"" if minimal or result.body is None else result.body.encode()
+        return web.Response(status=result.status, body=body, headers=headers)

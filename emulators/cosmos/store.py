@@ -1,0 +1,692 @@
+"""The state: databases, containers and items in SQLite, with a per-container LSN and change feed.
+
+Why SQLite in WAL mode with ``synchronous=FULL``: every acknowledged write is on disk before the
+response leaves, so it survives ``kill -9`` (and power loss); readers never block the writer.
+The store is synchronous and single-threaded by design: the server runs every call on one dedicated
+thread (see ``runner.py``), which serialises writes without locks and keeps the event loop free.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import struct
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import partition
+from .epk import UNDEFINED
+from .errors import CosmosError, bad_request, not_found
+from .patch import apply_patch
+from .query import compile_query
+
+MAX_ITEM_BYTES = 2 * 1024 * 1024
+FULL_RANGE = ("", "FF")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dbs (
+  id TEXT PRIMARY KEY, seq INTEGER NOT NULL, rid TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS colls (
+  db TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, rid TEXT NOT NULL UNIQUE, body TEXT NOT NULL,
+  lsn INTEGER NOT NULL DEFAULT 0, doc_seq INTEGER NOT NULL DEFAULT 0, last_ts INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (db, id));
+CREATE TABLE IF NOT EXISTS docs (
+  coll TEXT NOT NULL, pk TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, lsn INTEGER NOT NULL,
+  epk TEXT NOT NULL, ts INTEGER NOT NULL, wts REAL NOT NULL, ttl INTEGER, etag TEXT NOT NULL,
+  body TEXT NOT NULL, PRIMARY KEY (coll, pk, id));
+CREATE INDEX IF NOT EXISTS docs_by_lsn ON docs (coll, lsn);
+CREATE INDEX IF NOT EXISTS docs_by_seq ON docs (coll, seq);
+"""
+
+_SYSTEM_PROPS = ("_rid", "_self", "_etag", "_ts", "_attachments", "_lsn")
+_INVALID_ID_CHARS = ("/", "\\", "?", "#")
+
+
+def _rid(raw: bytes) -> str:
+    return base64.b64encode(raw).decode().replace("/", "-")
+
+
+def _etag() -> str:
+    return f'"{uuid.uuid4()}"'
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Container:
+    """In-memory view of one container row; kept in step with SQLite after every commit."""
+
+    db: str
+    id: str
+    seq: int
+    rid: str
+    body: dict[str, Any]
+    lsn: int
+    doc_seq: int
+    last_ts: int
+    pk_parts: list[str] = field(default_factory=list)
+
+    @property
+    def default_ttl(self) -> int | None:
+        return self.body.get("defaultTtl")
+
+    @property
+    def self_link(self) -> str:
+        return self.body["_self"]
+
+
+@dataclass
+class ItemResult:
+    status: int
+    body: str | None
+    etag: str | None
+    lsn: int
+
+
+@dataclass
+class FeedPage:
+    """One page of a feed: documents (already serialised), an optional continuation, the container LSN."""
+
+    documents: list[str]
+    continuation: str | None
+    lsn: int
+    etag: str | None = None
+    not_modified: bool = False
+
+
+def _precondition_failed() -> CosmosError:
+    return CosmosError(
+        412, "Operation cannot be performed because one of the specified precondition is not met."
+    )
+
+
+def _pk_required() -> CosmosError:
+    return bad_request(
+        "The partition key header 'x-ms-documentdb-partitionkey' is required for this operation.", 1001
+    )
+
+
+def validate_id(value: Any) -> str:
+    if value is None or not isinstance(value, str):
+        raise bad_request(
+            "The input content is invalid because the required property 'id' is missing or not a string."
+        )
+    if not value or len(value) > 255:
+        raise bad_request("The 'id' property must be a non-empty string of at most 255 characters.")
+    if any(ch in value for ch in _INVALID_ID_CHARS):
+        raise bad_request("The 'id' property must not contain '/', '\\\\', '?' or '#'.")
+    return value
+
+
+def _validate_ttl(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0 or value < -1:
+        raise bad_request(f"The '{what}' value must be -1 (never expire) or a positive integer of seconds.")
+    return value
+
+
+class Store:
+    """All persistent state. Not thread-safe on purpose: exactly one thread may call it."""
+
+    def __init__(self, data_dir: Path | None) -> None:
+        self.data_dir = data_dir
+        if data_dir is None:
+            target = ":memory:"
+        else:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            target = str(data_dir / "cosmos.sqlite3")
+        self.db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        if data_dir is not None:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self._containers: dict[tuple[str, str], Container] = {}
+        for row in self.db.execute("SELECT db, id, seq, rid, body, lsn, doc_seq, last_ts FROM colls"):
+            self._cache_container(Container(row[0], row[1], row[2], row[3], json.loads(row[4]), *row[5:]))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _cache_container(self, c: Container) -> None:
+        c.pk_parts = partition.split_path(c.body["partitionKey"]["paths"][0])
+        self._containers[(c.db, c.id)] = c
+
+    def _next(self, name: str) -> int:
+        row = self.db.execute("SELECT v FROM meta WHERE k = ?", (name,)).fetchone()
+        value = (row[0] if row else 0) + 1
+        self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (name, value))
+        return value
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def container(self, db: str, coll: str) -> Container:
+        c = self._containers.get((db, coll))
+        if c is None:
+            if self.db.execute("SELECT 1 FROM dbs WHERE id = ?", (db,)).fetchone() is None:
+                raise not_found(f"Owner resource does not exist: database '{db}'.", 1003)
+            raise not_found(f"Resource Not Found: container '{coll}' does not exist in database '{db}'.")
+        return c
+
+    def _expired(self, c: Container, wts: float, ttl: int | None, now: float) -> bool:
+        default = c.default_ttl
+        if default is None:
+            return False
+        effective = ttl if ttl is not None else default
+        return effective > 0 and wts + effective <= now
+
+    # -- databases -------------------------------------------------------------------------------
+
+    def create_database(self, body: dict[str, Any]) -> dict[str, Any]:
+        db_id = validate_id(body.get("id"))
+        with self._tx():
+            if self.db.execute("SELECT 1 FROM dbs WHERE id = ?", (db_id,)).fetchone():
+                raise CosmosError(
+                    409, f"Resource with specified id or name already exists: database '{db_id}'."
+                )
+            seq = self._next("db_seq")
+            rid = _rid(struct.pack("<I", seq))
+            doc = {
+                "id": db_id,
+                "_rid": rid,
+                "_self": f"dbs/{rid}/",
+                "_etag": _etag(),
+                "_colls": "colls/",
+                "_users": "users/",
+                "_ts": int(time.time()),
+            }
+            self.db.execute(
+                "INSERT INTO dbs (id, seq, rid, body) VALUES (?, ?, ?, ?)", (db_id, seq, rid, _dumps(doc))
+            )
+        return doc
+
+    def get_database(self, db_id: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT body FROM dbs WHERE id = ?", (db_id,)).fetchone()
+        if row is None:
+            raise not_found(f"Resource Not Found: database '{db_id}' does not exist.")
+        return json.loads(row[0])
+
+    def list_databases(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.db.execute("SELECT body FROM dbs ORDER BY seq")]
+
+    def delete_database(self, db_id: str) -> None:
+        self.get_database(db_id)
+        with self._tx():
+            rids = [r[0] for r in self.db.execute("SELECT rid FROM colls WHERE db = ?", (db_id,))]
+            for rid in rids:
+                self.db.execute("DELETE FROM docs WHERE coll = ?", (rid,))
+            self.db.execute("DELETE FROM colls WHERE db = ?", (db_id,))
+            self.db.execute("DELETE FROM dbs WHERE id = ?", (db_id,))
+        for key in [k for k in self._containers if k[0] == db_id]:
+            del self._containers[key]
+
+    # -- containers ------------------------------------------------------------------------------
+
+    def _check_container_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        pk = body.get("partitionKey")
+        if pk is None:
+            raise bad_request(
+                "The 'partitionKey' definition is required: the emulator has no legacy non-partitioned containers."
+            )
+        if not isinstance(pk, dict) or not isinstance(pk.get("paths"), list) or not pk["paths"]:
+            raise bad_request("'partitionKey.paths' must be a non-empty array of paths such as [\"/pk\"].")
+        kind = pk.get("kind", "Hash")
+        if kind == "MultiHash" or len(pk["paths"]) > 1:
+            raise bad_request(
+                "Hierarchical partition keys (kind 'MultiHash') are not supported by the emulator."
+            )
+        if kind != "Hash":
+            raise bad_request(f"Partition key kind '{kind}' is not supported; use 'Hash'.")
+        version = pk.get("version", 1)
+        if version not in (1, 2):
+            raise bad_request("'partitionKey.version' must be 1 or 2.")
+        if version == 1:
+            # The service hashes v1 differently; v2 hashing here keeps EPK-scoped reads consistent
+            # with what this emulator stores, which is all a single-range emulator needs.
+            pass
+        partition.split_path(pk["paths"][0])
+        _validate_ttl(body.get("defaultTtl"), "defaultTtl")
+        return body
+
+    def create_container(self, db_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        coll_id = validate_id(body.get("id"))
+        self._check_container_body(body)
+        db = self.get_database(db_id)
+        with self._tx():
+            if (db_id, coll_id) in self._containers:
+                raise CosmosError(
+                    409, f"Resource with specified id or name already exists: container '{coll_id}'."
+                )
+            seq = self._next("coll_seq")
+            db_raw = base64.b64decode(db["_rid"].replace("-", "/"))
+            rid = _rid(db_raw + struct.pack(">I", 0x80000000 | seq))
+            doc = dict(body)
+            doc.setdefault(
+                "indexingPolicy",
+                {
+                    "indexingMode": "consistent",
+                    "automatic": True,
+                    "includedPaths": [{"path": "/*"}],
+                    "excludedPaths": [{"path": '/"_etag"/?'}],
+                },
+            )
+            doc["partitionKey"] = {"kind": "Hash", "version": 2, **body["partitionKey"]}
+            doc.update(
+                {
+                    "_rid": rid,
+                    "_self": f"dbs/{db['_rid']}/colls/{rid}/",
+                    "_etag": _etag(),
+                    "_ts": int(time.time()),
+                    "_docs": "docs/",
+                    "_sprocs": "sprocs/",
+                    "_triggers": "triggers/",
+                    "_udfs": "udfs/",
+                    "_conflicts": "conflicts/",
+                }
+            )
+            self.db.execute(
+                "INSERT INTO colls (db, id, seq, rid, body) VALUES (?, ?, ?, ?, ?)",
+                (db_id, coll_id, seq, rid, _dumps(doc)),
+            )
+        self._cache_container(Container(db_id, coll_id, seq, rid, doc, 0, 0, 0))
+        return doc
+
+    def get_container(self, db_id: str, coll_id: str) -> dict[str, Any]:
+        return self.container(db_id, coll_id).body
+
+    def list_containers(self, db_id: str) -> list[dict[str, Any]]:
+        self.get_database(db_id)
+        return [c.body for c in sorted(self._containers.values(), key=lambda c: c.seq) if c.db == db_id]
+
+    def replace_container(self, db_id: str, coll_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        c = self.container(db_id, coll_id)
+        if body.get("id") != coll_id:
+            raise bad_request("The 'id' in the body must match the container being replaced.")
+        self._check_container_body(body)
+        if body["partitionKey"].get("paths") != c.body["partitionKey"]["paths"]:
+            raise bad_request("The partition key of an existing container cannot be changed.")
+        doc = {k: v for k, v in body.items() if not k.startswith("_")}
+        for k, v in c.body.items():
+            if k.startswith("_"):
+                doc[k] = v
+        doc["partitionKey"] = c.body["partitionKey"]
+        doc.setdefault("indexingPolicy", c.body.get("indexingPolicy"))
+        doc["_etag"] = _etag()
+        doc["_ts"] = int(time.time())
+        with self._tx():
+            self.db.execute("UPDATE colls SET body = ? WHERE rid = ?", (_dumps(doc), c.rid))
+        c.body = doc
+        return doc
+
+    def delete_container(self, db_id: str, coll_id: str) -> None:
+        c = self.container(db_id, coll_id)
+        with self._tx():
+            self.db.execute("DELETE FROM docs WHERE coll = ?", (c.rid,))
+            self.db.execute("DELETE FROM colls WHERE rid = ?", (c.rid,))
+        del self._containers[(db_id, coll_id)]
+
+    # -- items -----------------------------------------------------------------------------------
+
+    def _pk_for_write(self, c: Container, doc: dict[str, Any], header: list[Any] | None) -> list[Any]:
+        from_doc = partition.from_document(doc, c.pk_parts)
+        if header is not None and partition.canonical(header) != partition.canonical(from_doc):
+            raise bad_request(
+                "PartitionKey extracted from document doesn't match the one specified in the header.", 1001
+            )
+        return from_doc
+
+    def _existing(self, c: Container, pk_key: str, item_id: str, now: float) -> tuple[Any, ...] | None:
+        row = self.db.execute(
+            "SELECT seq, etag, wts, ttl, body FROM docs WHERE coll = ? AND pk = ? AND id = ?",
+            (c.rid, pk_key, item_id),
+        ).fetchone()
+        if row is not None and self._expired(c, row[2], row[3], now):
+            self.db.execute("DELETE FROM docs WHERE coll = ? AND pk = ? AND id = ?", (c.rid, pk_key, item_id))
+            return None
+        return row
+
+    def _write(
+        self, c: Container, doc: dict[str, Any], pk: list[Any], seq: int | None, now: float
+    ) -> tuple[str, str, int]:
+        """Stamp system properties, store the row and advance the container LSN (inside a transaction)."""
+        ttl = _validate_ttl(doc.get("ttl"), "ttl")
+        lsn = c.lsn + 1
+        ts = max(int(now), c.last_ts)
+        new_seq = seq
+        doc_seq = c.doc_seq
+        if new_seq is None:
+            doc_seq += 1
+            new_seq = doc_seq
+        coll_raw = base64.b64decode(c.rid.replace("-", "/"))
+        rid = _rid(coll_raw + struct.pack(">Q", new_seq))
+        etag = _etag()
+        for key in _SYSTEM_PROPS:
+            doc.pop(key, None)
+        doc.update(
+            {
+                "_rid": rid,
+                "_self": f"{c.self_link}docs/{rid}/",
+                "_etag": etag,
+                "_attachments": "attachments/",
+                "_ts": ts,
+                "_lsn": lsn,
+            }
+        )
+        body = _dumps(doc)
+        if len(body.encode()) > MAX_ITEM_BYTES:
+            raise CosmosError(413, "Request size is too large: an item may be at most 2 MB (2097152 bytes).")
+        self.db.execute(
+            "INSERT OR REPLACE INTO docs (coll, pk, id, seq, lsn, epk, ts, wts, ttl, etag, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                c.rid,
+                partition.canonical(pk),
+                doc["id"],
+                new_seq,
+                lsn,
+                partition.epk(pk),
+                ts,
+                now,
+                ttl,
+                etag,
+                body,
+            ),
+        )
+        self.db.execute(
+            "UPDATE colls SET lsn = ?, doc_seq = ?, last_ts = ? WHERE rid = ?", (lsn, doc_seq, ts, c.rid)
+        )
+        return body, etag, lsn
+
+    def upsert_item(
+        self,
+        db_id: str,
+        coll_id: str,
+        doc: dict[str, Any],
+        pk_header: list[Any] | None,
+        *,
+        upsert: bool,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ItemResult:
+        c = self.container(db_id, coll_id)
+        if not isinstance(doc, dict):
+            raise bad_request("The request body must be a JSON object.")
+        item_id = validate_id(doc.get("id"))
+        pk = self._pk_for_write(c, doc, pk_header)
+        pk_key = partition.canonical(pk)
+        now = time.time()
+        with self._tx():
+            row = self._existing(c, pk_key, item_id, now)
+            if row is not None and (not upsert or if_none_match == "*"):
+                raise CosmosError(
+                    409, f"Entity with the specified id already exists in the system. id '{item_id}'."
+                )
+            if row is not None and if_match not in (None, "*") and if_match != row[1]:
+                raise _precondition_failed()
+            if row is None and if_match not in (None,) and upsert:
+                raise _precondition_failed()
+            doc_seq_before = c.doc_seq
+            body, etag, lsn = self._write(c, doc, pk, row[0] if row else None, now)
+        c.lsn = lsn
+        c.last_ts = doc["_ts"]
+        if row is None:
+            c.doc_seq = doc_seq_before + 1
+        return ItemResult(200 if row is not None else 201, body, etag, lsn)
+
+    def replace_item(
+        self,
+        db_id: str,
+        coll_id: str,
+        item_id: str,
+        doc: dict[str, Any],
+        pk_header: list[Any] | None,
+        if_match: str | None,
+    ) -> ItemResult:
+        c = self.container(db_id, coll_id)
+        if not isinstance(doc, dict):
+            raise bad_request("The request body must be a JSON object.")
+        if doc.get("id") != item_id:
+            raise bad_request(
+                f"The 'id' in the body ('{doc.get('id')}') must match the id in the URL ('{item_id}')."
+            )
+        validate_id(item_id)
+        pk = self._pk_for_write(c, doc, pk_header)
+        now = time.time()
+        with self._tx():
+            row = self._existing(c, partition.canonical(pk), item_id, now)
+            if row is None:
+                raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
+            if if_match not in (None, "*") and if_match != row[1]:
+                raise _precondition_failed()
+            body, etag, lsn = self._write(c, doc, pk, row[0], now)
+        c.lsn = lsn
+        c.last_ts = doc["_ts"]
+        return ItemResult(200, body, etag, lsn)
+
+    def patch_item(
+        self,
+        db_id: str,
+        coll_id: str,
+        item_id: str,
+        pk_header: list[Any] | None,
+        patch: Any,
+        if_match: str | None,
+    ) -> ItemResult:
+        c = self.container(db_id, coll_id)
+        if pk_header is None:
+            raise bad_request("The partition key header is required for patch.", 1001)
+        if not isinstance(patch, dict) or not isinstance(patch.get("operations"), list):
+            raise bad_request("The patch body must be an object with an 'operations' array.")
+        condition = patch.get("condition")
+        now = time.time()
+        with self._tx():
+            row = self._existing(c, partition.canonical(pk_header), item_id, now)
+            if row is None:
+                raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
+            if if_match not in (None, "*") and if_match != row[1]:
+                raise _precondition_failed()
+            doc = json.loads(row[4])
+            if condition is not None:
+                if not isinstance(condition, str) or not condition.strip().lower().startswith("from"):
+                    raise bad_request("The patch 'condition' must be a filter of the form 'FROM c WHERE …'.")
+                predicate = compile_query("SELECT * " + condition)
+                if not predicate.execute([doc], {}):
+                    raise CosmosError(412, "Precondition of the patch condition is not met.")
+            protected = {"/id", "/" + "/".join(c.pk_parts)}
+            new_doc = apply_patch(doc, patch["operations"], protected)
+            body, etag, lsn = self._write(c, new_doc, pk_header, row[0], now)
+        c.lsn = lsn
+        c.last_ts = new_doc["_ts"]
+        return ItemResult(200, body, etag, lsn)
+
+    def read_item(self, db_id: str, coll_id: str, item_id: str, pk_header: list[Any] | None) -> ItemResult:
+        c = self.container(db_id, coll_id)
+        if pk_header is None:
+            raise _pk_required()
+        row = self.db.execute(
+            "SELECT etag, wts, ttl, body FROM docs WHERE coll = ? AND pk = ? AND id = ?",
+            (c.rid, partition.canonical(pk_header), item_id),
+        ).fetchone()
+        if row is None or self._expired(c, row[1], row[2], time.time()):
+            raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
+        return ItemResult(200, row[3], row[0], c.lsn)
+
+    def delete_item(
+        self, db_id: str, coll_id: str, item_id: str, pk_header: list[Any] | None, if_match: str | None
+    ) -> ItemResult:
+        c = self.container(db_id, coll_id)
+        if pk_header is None:
+            raise _pk_required()
+        pk_key = partition.canonical(pk_header)
+        with self._tx():
+            row = self._existing(c, pk_key, item_id, time.time())
+            if row is None:
+                raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
+            if if_match not in (None, "*") and if_match != row[1]:
+                raise _precondition_failed()
+            self.db.execute("DELETE FROM docs WHERE coll = ? AND pk = ? AND id = ?", (c.rid, pk_key, item_id))
+            lsn = c.lsn + 1
+            self.db.execute("UPDATE colls SET lsn = ? WHERE rid = ?", (lsn, c.rid))
+        c.lsn = lsn
+        return ItemResult(204, None, None, lsn)
+
+    # -- feeds -----------------------------------------------------------------------------------
+
+    def _scope_sql(
+        self, c: Container, pk: list[Any] | None, epk_range: tuple[str, str] | None
+    ) -> tuple[str, list[Any]]:
+        sql, args = "coll = ?", [c.rid]
+        if pk is not None:
+            sql += " AND pk = ?"
+            args.append(partition.canonical(pk))
+        if epk_range is not None and epk_range != FULL_RANGE:
+            sql += " AND epk >= ? AND epk < ?"
+            args.extend(epk_range)
+        return sql, args
+
+    def _live(self, c: Container, rows: Iterable[tuple[Any, ...]], now: float) -> Iterator[tuple[Any, ...]]:
+        """Rows whose TTL has not run out (wts, ttl are the first two columns)."""
+        if c.default_ttl is None:
+            yield from rows
+            return
+        for row in rows:
+            if not self._expired(c, row[0], row[1], now):
+                yield row
+
+    def read_feed(
+        self,
+        db_id: str,
+        coll_id: str,
+        pk: list[Any] | None,
+        epk_range: tuple[str, str] | None,
+        max_items: int,
+        continuation: str | None,
+    ) -> FeedPage:
+        c = self.container(db_id, coll_id)
+        where, args = self._scope_sql(c, pk, epk_range)
+        after = 0
+        if continuation:
+            try:
+                after = int(continuation)
+            except ValueError:
+                raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.") from None
+        limit = max_items if max_items > 0 else -1
+        rows = self.db.execute(
+            f"SELECT wts, ttl, seq, body FROM docs WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+            (*args, after, limit + 1 if limit > 0 else -1),
+        ).fetchall()
+        more = limit > 0 and len(rows) > limit
+        rows = rows[:limit] if limit > 0 else rows
+        docs = [r[3] for r in self._live(c, rows, time.time())]
+        return FeedPage(docs, str(rows[-1][2]) if more else None, c.lsn)
+
+    def query(
+        self,
+        db_id: str,
+        coll_id: str,
+        text: str,
+        params: dict[str, Any],
+        pk: list[Any] | None,
+        epk_range: tuple[str, str] | None,
+        max_items: int,
+        continuation: str | None,
+    ) -> FeedPage:
+        c = self.container(db_id, coll_id)
+        compiled = compile_query(text)
+        where, args = self._scope_sql(c, pk, epk_range)
+        rows = self.db.execute(
+            f"SELECT wts, ttl, body FROM docs WHERE {where} ORDER BY seq",
+            args,  # noqa: S608
+        ).fetchall()
+        docs = [json.loads(r[2]) for r in self._live(c, rows, time.time())]
+        results = compiled.execute(docs, params)
+        return paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
+
+    def change_feed(
+        self,
+        db_id: str,
+        coll_id: str,
+        *,
+        after_lsn: int | None,
+        since_ts: int | None,
+        pk: list[Any] | None,
+        epk_range: tuple[str, str] | None,
+        max_items: int,
+    ) -> FeedPage:
+        """Latest version of each changed item with ``lsn > after_lsn`` (None = now), in LSN order."""
+        c = self.container(db_id, coll_id)
+        if after_lsn is None:
+            return FeedPage([], None, c.lsn, etag=f'"{c.lsn}"', not_modified=True)
+        where, args = self._scope_sql(c, pk, epk_range)
+        where += " AND lsn > ?"
+        args.append(after_lsn)
+        if since_ts is not None:
+            where += " AND ts >= ?"
+            args.append(since_ts)
+        limit = max_items if max_items > 0 else -1
+        rows = self.db.execute(
+            f"SELECT wts, ttl, lsn, body FROM docs WHERE {where} ORDER BY lsn LIMIT ?",
+            (*args, limit),  # noqa: S608
+        ).fetchall()
+        live = list(self._live(c, rows, time.time()))
+        if not live:
+            last = rows[-1][2] if rows and limit > 0 and len(rows) == limit else max(c.lsn, after_lsn)
+            return FeedPage([], None, c.lsn, etag=f'"{last}"', not_modified=True)
+        last = rows[-1][2] if len(rows) == limit else live[-1][2]
+        return FeedPage([r[3] for r in live], None, c.lsn, etag=f'"{last}"')
+
+    # -- account-level queries (query_databases / query_containers) -------------------------------
+
+    def query_resources(
+        self,
+        resources: list[dict[str, Any]],
+        text: str,
+        params: dict[str, Any],
+        max_items: int,
+        continuation: str | None,
+    ) -> FeedPage:
+        results = compile_query(text).execute(resources, params)
+        return paginate([_dumps(r) for r in results], max_items, continuation, 0)
+
+
+def paginate(serialised: list[str], max_items: int, continuation: str | None, lsn: int) -> FeedPage:
+    """Offset paging over a fully computed result; the token is opaque to the SDK and survives restarts."""
+    start = 0
+    if continuation:
+        try:
+            start = int(json.loads(base64.b64decode(continuation))["offset"])
+        except (ValueError, KeyError, TypeError):
+            raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.") from None
+    end = len(serialised) if max_items <= 0 else start + max_items
+    token = None
+    if end < len(serialised):
+        token = base64.b64encode(_dumps({"offset": end}).encode()).decode()
+    return FeedPage(serialised[start:end], token, lsn)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
+
+
+__all__ = ["UNDEFINED", "FeedPage", "ItemResult", "Store"]
