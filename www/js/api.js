@@ -242,3 +242,25 @@ export function offlineRetryDelay(attempt, { base = 5000, cap = 60000, random = 
   const exp = Math.min(cap, base * 2 ** Math.max(0, attempt));
   return Math.round(exp * (0.8 + 0.4 * random()));
 }
+
+/**
+ * A random UUID v4 for a new line. `crypto.randomUUID` exists only in
+ * secure contexts (HTTPS, localhost); on plain HTTP over a LAN address the
+ * page falls back to `getRandomValues`, which exists everywhere.
+ */
+export function newMessageId(cryptoImpl = globalThis.crypto) {
+  if (typeof cryptoImpl.randomUUID === "function") return cryptoImpl.randomUUID();
+  const b = cryptoImpl.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** `?transport=` override (websockets, sse, longpolling) as a SignalR HttpTransportType value. */
+export function transportFromQuery(search) {
+  const value = new URLSearchParams(search).get("transport");
+  if (!value) return null;
+  const map = { websockets: 1, serversentevents: 2, sse: 2, longpolling: 4 };
+  return map[value.toLowerCase().replace(/[^a-z]/g, "")] ?? null;
+}
