@@ -1,0 +1,159 @@
+"""Cosmos DB for NoSQL: the `chat` database, its `messages` and `leases` containers, and data-plane access."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import cosmosdb
+
+from infra import roles
+from infra.config import StackConfig
+
+DATABASE = "chat"
+MESSAGES = "messages"
+LEASES = "leases"
+
+
+def messages_indexing_policy() -> cosmosdb.IndexingPolicyArgs:
+    """Indexing tuned for the History query, the only query the app runs.
+
+    History: `SELECT TOP n c.id, c.room, c.user, c.text, c.createdAt FROM c WHERE c.room = @room
+    ORDER BY c.createdAt DESC, c.id DESC` (and `c.createdAt > @after ORDER BY ... ASC` for catch-up).
+    A multi-property ORDER BY fails without a composite index matching it (or its exact inverse), so
+    (createdAt DESC, id DESC) is required; (room, createdAt, id) lets the equality filter and the sort use one
+    index. `text` is never filtered or sorted: excluding it makes every write cheaper (up to 2,000
+    characters of
+    text would otherwise be indexed term by term).
+    """
+    desc = cosmosdb.CompositePathSortOrder.DESCENDING
+    return cosmosdb.IndexingPolicyArgs(
+        automatic=True,
+        indexing_mode=cosmosdb.IndexingMode.CONSISTENT,
+        included_paths=[cosmosdb.IncludedPathArgs(path="/*")],
+        excluded_paths=[
+            cosmosdb.ExcludedPathArgs(path="/text/?"),
+            cosmosdb.ExcludedPathArgs(path='/"_etag"/?'),
+        ],
+        composite_indexes=[
+            [
+                cosmosdb.CompositePathArgs(path="/createdAt", order=desc),
+                cosmosdb.CompositePathArgs(path="/id", order=desc),
+            ],
+            [
+                cosmosdb.CompositePathArgs(path="/room", order=desc),
+                cosmosdb.CompositePathArgs(path="/createdAt", order=desc),
+                cosmosdb.CompositePathArgs(path="/id", order=desc),
+            ],
+        ],
+    )
+
+
+class ChatData(pulumi.ComponentResource):
+    """The Cosmos DB account (keyless), database `chat`, containers `messages` and `leases`."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        *,
+        resource_group_name: pulumi.Input[str],
+        principal_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("cosmic-chat:infra:ChatData", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.account = cosmosdb.DatabaseAccount(
+            "cosmos",
+            resource_group_name=resource_group_name,
+            location=cfg.location,
+            kind=cosmosdb.DatabaseAccountKind.GLOBAL_DOCUMENT_DB,
+            database_account_offer_type=cosmosdb.DatabaseAccountOfferType.STANDARD,
+            locations=[
+                cosmosdb.LocationArgs(
+                    location_name=cfg.location, failover_priority=0, is_zone_redundant=False
+                )
+            ],
+            consistency_policy=cosmosdb.ConsistencyPolicyArgs(
+                default_consistency_level=cosmosdb.DefaultConsistencyLevel.SESSION
+            ),
+            capabilities=[cosmosdb.CapabilityArgs(name="EnableServerless")] if cfg.serverless_cosmos else [],
+            # Keyless: no account keys for data access, no key-based metadata writes, TLS 1.2 only.
+            disable_local_auth=True,
+            disable_key_based_metadata_write_access=True,
+            minimal_tls_version=cosmosdb.MinimalTlsVersion.TLS12,
+            public_network_access=cosmosdb.PublicNetworkAccess.ENABLED,
+            tags=cfg.tags,
+            opts=child,
+        )
+
+        # Serverless accounts must not be given throughput; autoscale is shared by both containers.
+        database_options = (
+            None
+            if cfg.serverless_cosmos
+            else cosmosdb.CreateUpdateOptionsArgs(
+                autoscale_settings=cosmosdb.AutoscaleSettingsArgs(max_throughput=cfg.cosmos_max_throughput)
+            )
+        )
+        self.database = cosmosdb.SqlResourceSqlDatabase(
+            "chat-db",
+            resource_group_name=resource_group_name,
+            account_name=self.account.name,
+            database_name=DATABASE,
+            resource=cosmosdb.SqlDatabaseResourceArgs(id=DATABASE),
+            options=database_options,
+            tags=cfg.tags,
+            opts=child,
+        )
+
+        self.messages = cosmosdb.SqlResourceSqlContainer(
+            "messages",
+            resource_group_name=resource_group_name,
+            account_name=self.account.name,
+            database_name=self.database.name,
+            container_name=MESSAGES,
+            resource=cosmosdb.SqlContainerResourceArgs(
+                id=MESSAGES,
+                partition_key=cosmosdb.ContainerPartitionKeyArgs(
+                    paths=["/room"], kind=cosmosdb.PartitionKind.HASH, version=2
+                ),
+                indexing_policy=messages_indexing_policy(),
+                default_ttl=cfg.message_ttl_seconds,
+            ),
+            tags=cfg.tags,
+            opts=child,
+        )
+        # The change-feed processor's checkpoints. Identity-based connections cannot create containers, so the
+        # trigger's create_lease_container_if_not_exists is off and the container is declared here.
+        self.leases = cosmosdb.SqlResourceSqlContainer(
+            "leases",
+            resource_group_name=resource_group_name,
+            account_name=self.account.name,
+            database_name=self.database.name,
+            container_name=LEASES,
+            resource=cosmosdb.SqlContainerResourceArgs(
+                id=LEASES,
+                partition_key=cosmosdb.ContainerPartitionKeyArgs(
+                    paths=["/id"], kind=cosmosdb.PartitionKind.HASH, version=2
+                ),
+            ),
+            tags=cfg.tags,
+            opts=child,
+        )
+
+        principal = pulumi.Output.from_input(principal_id)
+        self.data_contributor = cosmosdb.SqlResourceSqlRoleAssignment(
+            "cosmos-data-contributor",
+            resource_group_name=resource_group_name,
+            account_name=self.account.name,
+            principal_id=principal,
+            scope=self.account.id,
+            role_definition_id=self.account.id.apply(
+                lambda account_id: f"{account_id}/sqlRoleDefinitions/{roles.COSMOS_DATA_CONTRIBUTOR}"
+            ),
+            role_assignment_id=pulumi.Output.all(self.account.id, principal).apply(
+                lambda v: roles.assignment_guid(v[0], roles.COSMOS_DATA_CONTRIBUTOR, v[1])
+            ),
+            opts=child,
+        )
+        self.endpoint = self.account.document_endpoint
+        self.register_outputs({"account": self.account.name, "endpoint": self.endpoint})

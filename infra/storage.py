@@ -1,0 +1,81 @@
+"""The Functions host's storage account (keyless) and the Flex deployment container."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import storage
+
+from infra import roles
+from infra.config import StackConfig
+
+DEPLOYMENT_CONTAINER = "app-package"
+
+
+class HostStorage(pulumi.ComponentResource):
+    """Storage for the host (leases, timers, queues) and the deployment package, reachable only with Entra ID.
+
+    Shared keys are off, so nothing may use a connection string; `storage.Blob` would upload with the
+    shared key,
+    which is why the code goes through the app's /api/publish endpoint instead.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        *,
+        resource_group_name: pulumi.Input[str],
+        principal_id: pulumi.Input[str],
+        subscription_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("cosmic-chat:infra:HostStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.account = storage.StorageAccount(
+            "hoststore",
+            resource_group_name=resource_group_name,
+            location=cfg.location,
+            kind=storage.Kind.STORAGE_V2,
+            sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
+            allow_shared_key_access=False,
+            default_to_o_auth_authentication=True,
+            allow_blob_public_access=False,
+            allow_cross_tenant_replication=False,
+            minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
+            enable_https_traffic_only=True,
+            public_network_access=storage.PublicNetworkAccess.ENABLED,
+            tags=cfg.tags,
+            opts=child,
+        )
+        self.deployment_container = storage.BlobContainer(
+            "deployment",
+            resource_group_name=resource_group_name,
+            account_name=self.account.name,
+            container_name=DEPLOYMENT_CONTAINER,
+            public_access=storage.PublicAccess.NONE,
+            opts=child,
+        )
+        # The host needs blobs (leases, the deployment package), queues and tables; Blob Data Owner on the
+        # account also covers the deployment container.
+        self.roles = [
+            roles.assign_role(
+                f"storage-{label}",
+                scope=self.account.id,
+                role=role,
+                principal_id=principal_id,
+                subscription_id=subscription_id,
+                parent=self,
+            )
+            for label, role in (
+                ("blob-data-owner", roles.STORAGE_BLOB_DATA_OWNER),
+                ("queue-data-contributor", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR),
+                ("table-data-contributor", roles.STORAGE_TABLE_DATA_CONTRIBUTOR),
+            )
+        ]
+        # primary_endpoints.blob ends with "/".
+        self.deployment_container_url = pulumi.Output.concat(
+            self.account.primary_endpoints.blob, self.deployment_container.name
+        )
+        self.register_outputs(
+            {"account": self.account.name, "deployment_container": self.deployment_container_url}
+        )
