@@ -1,0 +1,271 @@
+"""The Cosmos DB trigger: a change-feed consumer with its checkpoint in the lease container.
+
+The Python SDK has no change feed processor, so this is the lease pattern done by hand, with the
+Functions extension's observable behaviour:
+
+* one lease document per monitored container (id `{prefix}{database}.{container}..0`, partition
+  key `/id`) holding `Owner`, `ContinuationToken` and `timestamp`. Acquire by `create_item` (409 =
+  someone else created it first, so read it again), take over by `replace_item` with `If-Match`
+  (412 = lost the race). The lease container is never created (identity-based connections cannot).
+* The owner name is stable per machine and function, so a restarted host resumes its own lease at
+  once; another owner takes it over only after it expires (60 s without renewal).
+* Batches of at most `maxItemsPerInvocation` documents; the checkpoint moves only after a
+  successful invocation; a failing batch is retried with exponential back-off and logged, never
+  skipped (at-least-once).
+* `startFromBeginning` / `startFromTime` apply only to a lease without a checkpoint. A fresh lease
+  starting "now" checkpoints that position at once, so changes made while the host is down after
+  its first start are not lost.
+* Idle: `feedPollDelay` (ms) between polls, or, when the Cosmos emulator runs in this process,
+  wake on its change notification instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.cosmos import exceptions as cosmos_errors
+
+from .conversion import Datum
+from .cosmos_bindings import CosmosClients
+from .invoker import InvocationError, Invoker
+from .loader import FunctionDef
+
+log = logging.getLogger("emulators.functions")
+
+LEASE_EXPIRY = 60.0  # seconds without renewal before another owner may take a lease
+LEASE_RENEW = 17.0  # the change feed processor's renew interval
+FIRST_RETRY = 0.5  # back-off for a failing batch: 0.5 s, 1 s, 2 s, ... capped
+MAX_RETRY = 30.0
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _age(timestamp: str | None) -> float:
+    if not timestamp:
+        return float("inf")
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    return (datetime.now(UTC) - then).total_seconds()
+
+
+class LeaseLost(RuntimeError):
+    pass
+
+
+class ChangeFeedConsumer:
+    def __init__(self, fd: FunctionDef, clients: CosmosClients, invoker: Invoker, notifier: Any = None,
+                 owner: str | None = None) -> None:
+        self.fd = fd
+        self.clients = clients
+        self.invoker = invoker
+        self.notifier = notifier
+        t = fd.trigger
+        self.database = str(t.get("databaseName"))
+        self.container_name = str(t.get("containerName"))
+        self.lease_database = str(t.get("leaseDatabaseName") or self.database)
+        self.lease_container_name = str(t.get("leaseContainerName") or "leases")
+        self.connection = str(t.get("connection") or "CosmosDBConnection")
+        self.lease_connection = str(t.get("leaseConnection") or self.connection)
+        self.max_items = int(t.get("maxItemsPerInvocation") or 100)
+        self.poll_delay = float(t.get("feedPollDelay") or 5000) / 1000.0
+        self.start_from_beginning = bool(t.get("startFromBeginning"))
+        self.start_from_time = t.get("startFromTime")
+        prefix = str(t.get("leaseContainerPrefix") or t.get("leaseCollectionPrefix") or "")
+        self.lease_id = f"{prefix}{self.database}.{self.container_name}..0"
+        self.owner = owner or f"{socket.gethostname()}:{fd.name}"
+        self._task: asyncio.Task[None] | None = None
+        self._lease: dict[str, Any] | None = None
+        self._lease_written = 0.0
+        self._sub: Any = None
+        self.invocations = 0
+        self.delivered = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.notifier is not None:
+            # Subscribe before the first poll so no write can fall between a poll and the wait.
+            self._sub = self.notifier(self.database, self.container_name)
+        self._task = asyncio.create_task(self._run(), name=f"cosmosDBTrigger:{self.fd.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+
+    # --- leases -------------------------------------------------------------------------------
+
+    def _lease_container(self) -> Any:
+        client = self.clients.client(self.lease_connection)
+        return client.get_database_client(self.lease_database).get_container_client(self.lease_container_name)
+
+    def _monitored(self) -> Any:
+        client = self.clients.client(self.connection)
+        return client.get_database_client(self.database).get_container_client(self.container_name)
+
+    async def _acquire(self) -> dict[str, Any]:
+        leases = self._lease_container()
+        while True:
+            try:
+                lease = await leases.read_item(self.lease_id, partition_key=self.lease_id)
+            except cosmos_errors.CosmosResourceNotFoundError as e:
+                if getattr(e, "sub_status", None) == 1003 or "Owner resource does not exist" in str(e):
+                    raise
+                body = {"id": self.lease_id, "LeaseToken": "0", "ContinuationToken": None,
+                        "Owner": self.owner, "timestamp": _now_iso(), "version": 1,
+                        "properties": {"function": self.fd.name}}
+                try:
+                    lease = await leases.create_item(body)
+                    log.info("%s: created lease %s in %s/%s", self.fd.name, self.lease_id,
+                             self.lease_database, self.lease_container_name)
+                    return lease
+                except cosmos_errors.CosmosResourceExistsError:
+                    continue  # created by someone else a moment ago: read it and compete properly
+            owner = lease.get("Owner")
+            if owner and owner != self.owner and _age(lease.get("timestamp")) < LEASE_EXPIRY:
+                wait = max(1.0, LEASE_EXPIRY - _age(lease.get("timestamp")))
+                log.info("%s: lease %s held by %s; retrying in %.0f s", self.fd.name, self.lease_id, owner, wait)
+                await asyncio.sleep(wait)
+                continue
+            lease["Owner"] = self.owner
+            lease["timestamp"] = _now_iso()
+            try:
+                return await leases.replace_item(self.lease_id, lease, etag=lease["_etag"],
+                                                 match_condition=MatchConditions.IfNotModified)
+            except cosmos_errors.CosmosAccessConditionFailedError:
+                continue
+
+    async def _write_lease(self, continuation: str | None) -> None:
+        assert self._lease is not None
+        lease = dict(self._lease)
+        lease["ContinuationToken"] = continuation
+        lease["timestamp"] = _now_iso()
+        lease["Owner"] = self.owner
+        try:
+            self._lease = await self._lease_container().replace_item(
+                self.lease_id, lease, etag=self._lease["_etag"], match_condition=MatchConditions.IfNotModified)
+        except (cosmos_errors.CosmosAccessConditionFailedError, cosmos_errors.CosmosResourceNotFoundError):
+            raise LeaseLost(self.lease_id) from None
+        self._lease_written = time.monotonic()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def _feed_kwargs(self, continuation: str | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"max_item_count": self.max_items}
+        if continuation:
+            kwargs["continuation"] = continuation
+        elif self.start_from_time:
+            kwargs["start_time"] = datetime.fromisoformat(str(self.start_from_time).replace("Z", "+00:00"))
+        elif self.start_from_beginning:
+            kwargs["start_time"] = "Beginning"
+        else:
+            kwargs["start_time"] = "Now"
+        return kwargs
+
+    async def _next_batch(self, continuation: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One change-feed page: at most `max_items` documents and the token just after them."""
+        pager = self._monitored().query_items_change_feed(**self._feed_kwargs(continuation)).by_page()
+        docs: list[dict[str, Any]] = []
+        async for page in pager:
+            docs = [d async for d in page]
+            break
+        return docs, pager.continuation_token or continuation
+
+    async def _idle(self) -> None:
+        if self._sub is not None:
+            await self._sub.wait(self.poll_delay)
+        else:
+            await asyncio.sleep(self.poll_delay)
+
+    async def _run(self) -> None:
+        backoff = FIRST_RETRY
+        while True:
+            try:
+                self._lease = await self._acquire()
+                self._lease_written = time.monotonic()
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except LeaseLost:
+                log.warning("%s: lost lease %s; re-acquiring", self.fd.name, self.lease_id)
+                backoff = FIRST_RETRY
+            except Exception as e:
+                log.error("%s: change feed on %s/%s unavailable (%s: %s); retrying in %.1f s", self.fd.name,
+                          self.database, self.container_name, type(e).__name__, _short(e), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_RETRY)
+
+    async def _consume(self) -> None:
+        assert self._lease is not None
+        continuation = self._lease.get("ContinuationToken")
+        if continuation:
+            log.info("%s: resuming %s/%s from its checkpoint", self.fd.name, self.database, self.container_name)
+        while True:
+            docs, token = await self._next_batch(continuation)
+            if not docs:
+                if token and token != continuation:
+                    # A fresh "now" lease: remember where now was.
+                    continuation = token
+                    await self._write_lease(continuation)
+                elif time.monotonic() - self._lease_written > LEASE_RENEW:
+                    await self._write_lease(continuation)
+                await self._idle()
+                continue
+            await self._deliver(docs)
+            continuation = token
+            await self._write_lease(continuation)
+
+    async def _deliver(self, docs: list[dict[str, Any]]) -> None:
+        """Invoke until it succeeds; back off between attempts and keep the lease alive."""
+        backoff = FIRST_RETRY
+        attempt = 1
+        what = f"cosmosDBTrigger {self.database}/{self.container_name} ({len(docs)} docs)"
+        datum = Datum(type="json", value=json.dumps(docs))
+        while True:
+            started = time.perf_counter()
+            try:
+                result = await self.invoker.invoke(self.fd, datum, {})
+            except InvocationError as e:
+                ms = (time.perf_counter() - started) * 1000
+                log.error("%s %s in %.1f ms (Failed, attempt %d: %s); retrying the same batch in %.1f s\n%s",
+                          self.fd.name, what, ms, attempt, e, backoff, _trace(e.cause))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_RETRY)
+                attempt += 1
+                if time.monotonic() - self._lease_written > LEASE_RENEW:
+                    await self._write_lease(self._lease.get("ContinuationToken") if self._lease else None)
+                continue
+            ms = (time.perf_counter() - started) * 1000
+            self.invocations += 1
+            self.delivered += len(docs)
+            log.info("%s %s in %.1f ms (Succeeded, id=%s%s)", self.fd.name, what, ms, result.invocation_id,
+                     f", after {attempt} attempts" if attempt > 1 else "")
+            return
+
+
+def _short(e: BaseException) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else ""
+
+
+def _trace(e: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(e)).rstrip()

@@ -1,0 +1,123 @@
+"""The local Functions host: settings → indexed app → HTTP server + change-feed consumers.
+
+`start()` is the in-process API used by `python -m emulators` and the tests; it returns a running
+`FunctionsHost` whose `close()` stops the consumers, the server and the clients in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .cosmos_bindings import CosmosClients, CosmosInput, CosmosOutput
+from .cosmos_trigger import ChangeFeedConsumer
+from .http_server import HttpFrontDoor
+from .invoker import Invoker
+from .loader import FunctionDef, FunctionLoadError, ImportedScript, load_app
+from .settings import HostSettings
+from .signalr_bindings import SignalRClients, SignalRConnectionInfoInput, SignalROutput
+
+log = logging.getLogger("emulators.functions")
+
+# `subscribe(database_id, container_id)` → object with `await wait(timeout) -> bool` and `close()`:
+# the Cosmos emulator's in-process change notification.
+ChangeNotifier = Callable[[str, str], Any]
+
+
+class FunctionsHost:
+    def __init__(self, app_dir: Path, settings: HostSettings, functions: list[FunctionDef],
+                 change_notifier: ChangeNotifier | None = None,
+                 notifier_endpoint: str | None = None) -> None:
+        self.app_dir = app_dir
+        self.settings = settings
+        self.functions = functions
+        self.cosmos = CosmosClients(settings)
+        self.signalr = SignalRClients(settings)
+        self.invoker = Invoker(
+            str(app_dir),
+            inputs={"cosmosDB": CosmosInput(self.cosmos), "signalRConnectionInfo": SignalRConnectionInfoInput(self.signalr)},
+            outputs={"cosmosDB": CosmosOutput(self.cosmos), "signalR": SignalROutput(self.signalr)},
+        )
+        self.front_door = HttpFrontDoor(settings, functions, self.invoker)
+        self.change_notifier = change_notifier
+        self.notifier_endpoint = notifier_endpoint
+        self.consumers: list[ChangeFeedConsumer] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self.port = 0
+        self.imported: ImportedScript | None = None
+
+    async def serve(self, host: str, port: int) -> None:
+        self._runner = web.AppRunner(self.front_door.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        bound = self._runner.addresses[0][1] if self._runner.addresses else port
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        self.url = f"http://{shown}:{bound}"
+        self.port = bound
+        if not self.settings.get("WEBSITE_HOSTNAME"):
+            # What Core Tools sets locally and App Service sets in Azure: this app's own host name.
+            self.settings.set_override("WEBSITE_HOSTNAME", f"{shown}:{bound}")
+
+    def start_triggers(self) -> None:
+        for fd in self.functions:
+            if fd.trigger.type != "cosmosDBTrigger":
+                continue
+            notifier = None
+            setting = fd.trigger.get("connection") or "CosmosDBConnection"
+            if (self.change_notifier is not None and self.notifier_endpoint
+                    and self.cosmos.endpoint(setting).rstrip("/") == self.notifier_endpoint.rstrip("/")):
+                notifier = self.change_notifier
+            consumer = ChangeFeedConsumer(fd, self.cosmos, self.invoker, notifier=notifier)
+            consumer.start()
+            self.consumers.append(consumer)
+
+    async def close(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.cosmos.close()
+        await self.signalr.close()
+        self.invoker.close()
+        self.settings.restore_environ()
+        if self.imported is not None:
+            self.imported.unload()
+
+
+async def start(app_dir: Path | str = "functions", host: str = "127.0.0.1", port: int = 7071,
+                settings_overrides: Mapping[str, str] | None = None,
+                change_notifier: ChangeNotifier | None = None,
+                notifier_endpoint: str | None = None,
+                create_local_settings: bool = True) -> FunctionsHost:
+    """Load the app, bind the port, start the change-feed consumers. Raises FunctionLoadError /
+    SettingsError / OSError (port in use) without leaving anything running."""
+    app_dir = Path(app_dir).resolve()
+    settings = HostSettings.load(app_dir, settings_overrides, create_local_settings)
+    settings.apply_to_environ()
+    try:
+        functions, imported = await asyncio.get_running_loop().run_in_executor(
+            None, load_app, app_dir, settings.get)
+        fh = FunctionsHost(app_dir, settings, functions, change_notifier, notifier_endpoint)
+        fh.imported = imported
+    except BaseException:
+        settings.restore_environ()
+        raise
+    try:
+        await fh.serve(host, port)
+        fh.start_triggers()
+    except BaseException:
+        await fh.close()
+        raise
+    names = ", ".join(f.name for f in functions)
+    log.info("Functions host: %d functions (%s) at %s", len(functions), names, fh.url)
+    return fh
+
+
+__all__ = ["FunctionLoadError", "FunctionsHost", "start"]

@@ -1,0 +1,126 @@
+"""The host's HTTP front door: route table, HTTP-triggered invocations, the invocation log line.
+
+Protocol only: routing is `routing.Router`, the call itself is `invoker.Invoker`. A handler error
+becomes a 500 whose JSON body names the function and invocation id but carries no trace; the full
+trace goes to the log, as in Azure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from . import conversion
+from .expressions import BindingExpressionError
+from .invoker import InvocationError, Invoker
+from .loader import FunctionDef
+from .routing import Route, Router, RouteTemplate, RouteTemplateError
+from .settings import HostSettings
+
+log = logging.getLogger("emulators.functions")
+
+ALL_METHODS = None  # an httpTrigger without `methods` accepts every method
+MAX_BODY = 100 * 1024 * 1024  # the Functions host's request size limit
+
+HOMEPAGE = (b"<!doctype html><title>Your Functions 4.0 app is up and running</title>"
+            b"<h1>Your Functions 4.0 app is up and running</h1>")
+
+
+def build_router(functions: Iterable[FunctionDef], route_prefix: str) -> Router:
+    router = Router()
+    for fd in functions:
+        if fd.trigger.type != "httpTrigger":
+            continue
+        route = fd.trigger.get("route")
+        route = fd.name if route is None else str(route)
+        full = "/".join(p for p in (route_prefix.strip("/"), route.strip("/")) if p)
+        try:
+            template = RouteTemplate.parse(full)
+        except RouteTemplateError as e:
+            raise RouteTemplateError(f"function {fd.name!r}: route {route!r}: {e}") from None
+        methods = fd.trigger.get("methods")
+        allowed = frozenset(str(m).upper() for m in methods) if methods else ALL_METHODS
+        router.add(Route(template=template, methods=allowed, target=fd))
+    return router
+
+
+def error_response(status: int, code: str, message: str, **extra: str) -> web.Response:
+    body = {"error": {"code": code, "message": message, **extra}}
+    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
+
+
+class HttpFrontDoor:
+    def __init__(self, settings: HostSettings, functions: list[FunctionDef], invoker: Invoker) -> None:
+        self.settings = settings
+        self.invoker = invoker
+        self.router = build_router(functions, settings.route_prefix)
+        self.cors_origins = settings.cors_origins
+        self.cors_credentials = settings.cors_credentials
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if not origin or not self.cors_origins:
+            return
+        if "*" in self.cors_origins and not self.cors_credentials:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin in self.cors_origins or "*" in self.cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            if self.cors_credentials:
+                response.headers["Access-Control-Allow-Credentials"] = "true"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if (request.method == "OPTIONS" and self.cors_origins and "Origin" in request.headers
+                and "Access-Control-Request-Method" in request.headers):
+            resp = web.Response(status=204)
+            self._cors(request, resp)
+            resp.headers["Access-Control-Allow-Methods"] = request.headers["Access-Control-Request-Method"]
+            if "Access-Control-Request-Headers" in request.headers:
+                resp.headers["Access-Control-Allow-Headers"] = request.headers["Access-Control-Request-Headers"]
+            return resp
+        resp = await self._dispatch(request)
+        self._cors(request, resp)
+        return resp
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        raw_path = request.raw_path.split("?", 1)[0]
+        found = self.router.match(request.method, raw_path)
+        if found is None:
+            if raw_path.strip("/") == "" and not self.settings.homepage_disabled and request.method == "GET":
+                return web.Response(body=HOMEPAGE, content_type="text/html")
+            log.info("%s %s → 404 (no function matches)", request.method, request.path)
+            return web.Response(status=404)
+        route, values = found
+        fd: FunctionDef = route.target  # type: ignore[assignment]
+        trigger = f"http {request.method} {request.path}"
+        datum = await conversion.request_datum(request, values)
+        data = conversion.request_binding_data(datum)
+        try:
+            result = await self.invoker.invoke(fd, datum, data)
+            if fd.return_binding is not None and fd.return_binding.type == "http":
+                out = result.return_datum
+            else:
+                out = next(iter(result.http_outputs.values()), None)
+            response = conversion.response_from_datum(out)
+        except InvocationError as e:
+            ms = (time.perf_counter() - started) * 1000
+            log.error("%s %s → 500 in %.1f ms (Failed: %s)\n%s", fd.name, trigger, ms, e,
+                      "".join(traceback.format_exception(e.cause)).rstrip())
+            message = (str(e.cause) if isinstance(e.cause, BindingExpressionError)
+                       else "The function failed; the host log has the details.")
+            return error_response(500, "FunctionInvocationFailed", message, function=fd.name)
+        ms = (time.perf_counter() - started) * 1000
+        log.info("%s %s → %d in %.1f ms (Succeeded, id=%s)", fd.name, trigger, response.status, ms,
+                 result.invocation_id)
+        return response

@@ -1,0 +1,115 @@
+"""One invocation: resolve inputs, call the handler, flush outputs.
+
+Mirrors the host/worker split: input bindings are read by the host before the call (so a missing
+binding-expression value fails the invocation before any user code runs), the handler gets
+worker-converted Python objects, and output bindings are flushed after it returns. An invocation
+succeeds only if every output was written: a SaveChat 201 means the document is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from . import conversion
+from .conversion import Datum
+from .loader import BindingSpec, FunctionDef
+
+log = logging.getLogger("emulators.functions")
+
+
+class InputProvider(Protocol):
+    async def read(self, fd: FunctionDef, binding: BindingSpec, data: Mapping[str, Any]) -> Datum: ...
+
+
+class OutputProvider(Protocol):
+    async def write(self, fd: FunctionDef, binding: BindingSpec, datum: Datum,
+                    data: Mapping[str, Any]) -> None: ...
+
+
+class InvocationError(RuntimeError):
+    """The invocation failed; `stage` says where (binding, handler, output) for the log."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage}: {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+@dataclass
+class InvocationResult:
+    invocation_id: str
+    return_datum: Datum | None
+    http_outputs: dict[str, Datum]
+
+
+class Invoker:
+    def __init__(self, app_dir: str, inputs: Mapping[str, InputProvider],
+                 outputs: Mapping[str, OutputProvider], max_workers: int | None = None) -> None:
+        self.app_dir = app_dir
+        self.inputs = dict(inputs)
+        self.outputs = dict(outputs)
+        # Sync handlers never run on the event loop (the worker's thread pool does the same).
+        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="function")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def invoke(self, fd: FunctionDef, trigger_datum: Datum, data: Mapping[str, Any]) -> InvocationResult:
+        invocation_id = str(uuid.uuid4())
+        kwargs: dict[str, Any] = {}
+        try:
+            kwargs[fd.trigger.name] = conversion.decode(
+                fd.trigger.type, trigger_datum, fd.annotations.get(fd.trigger.name))
+        except Exception as e:
+            raise InvocationError(f"trigger {fd.trigger.name!r}", e) from e
+        for b in fd.inputs:
+            provider = self.inputs[b.type]
+            try:
+                datum = await provider.read(fd, b, data)
+                kwargs[b.name] = conversion.decode(b.type, datum, fd.annotations.get(b.name))
+            except Exception as e:
+                raise InvocationError(f"input binding {b.name!r} ({b.type})", e) from e
+        outs: dict[str, conversion.Out] = {}
+        for b in fd.outputs:
+            outs[b.name] = kwargs[b.name] = conversion.Out()
+        if fd.context_param:
+            kwargs[fd.context_param] = conversion.Context(invocation_id, fd.name, self.app_dir)
+        try:
+            if fd.is_async:
+                result = await fd.func(**kwargs)
+            else:
+                ctx = contextvars.copy_context()
+                call = functools.partial(ctx.run, fd.func, **kwargs)
+                result = await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        except Exception as e:
+            raise InvocationError("handler", e) from e
+        http_outputs: dict[str, Datum] = {}
+        for b in fd.outputs:
+            value = outs[b.name].get()
+            if value is None:
+                continue
+            try:
+                datum = conversion.encode(b.type, value, fd.out_type(b))
+                if b.type == "http":
+                    http_outputs[b.name] = datum
+                else:
+                    await self.outputs[b.type].write(fd, b, datum, data)
+            except Exception as e:
+                raise InvocationError(f"output binding {b.name!r} ({b.type})", e) from e
+        return_datum = None
+        if fd.return_binding is not None and result is not None:
+            try:
+                return_datum = conversion.encode(fd.return_binding.type, result, fd.return_annotation)
+                if fd.return_binding.type != "http":
+                    await self.outputs[fd.return_binding.type].write(fd, fd.return_binding, return_datum, data)
+            except Exception as e:
+                raise InvocationError(f"return value ({fd.return_binding.type})", e) from e
+        return InvocationResult(invocation_id, return_datum, http_outputs)

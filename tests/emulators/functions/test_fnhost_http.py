@@ -1,0 +1,171 @@
+"""The host over HTTP with a small app: routing, conversion, sync/async, errors, start-up checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from emulators.functions import FunctionLoadError, start
+
+APPS = Path(__file__).parent / "apps"
+
+
+async def get_json(http, url, method="GET", **kw):
+    async with http.request(method, url, **kw) as r:
+        return r.status, await r.json(content_type=None)
+
+
+async def test_routes_follow_aspnet_precedence_not_declaration_order(basic_host, http):
+    u = basic_host.url
+    assert (await get_json(http, f"{u}/items/new"))[1]["function"] == "literal"
+    assert (await get_json(http, f"{u}/items/7"))[1] == {"function": "int", "route_params": {"id": "7"}}
+    assert (await get_json(http, f"{u}/items/seven"))[1]["function"] == "param"
+    assert (await get_json(http, f"{u}/codes/abc"))[1]["function"] == "regex"
+    assert (await get_json(http, f"{u}/codes/abcd"))[1]["function"] == "catch-all"
+    assert (await get_json(http, f"{u}/files/a.b.txt"))[1]["route_params"] == {"name": "a.b", "ext": "txt"}
+    assert (await get_json(http, f"{u}/opt"))[1]["function"] == "optional"
+    assert (await get_json(http, f"{u}/deep/er/path"))[1] == {"function": "catch-all",
+                                                                "route_params": {"path": "deep/er/path"}}
+
+
+async def test_methods_select_functions_and_unmatched_is_404(basic_host, http):
+    u = basic_host.url
+    assert (await get_json(http, f"{u}/only-post", "POST"))[1]["function"] == "only-post"
+    assert (await get_json(http, f"{u}/only-post"))[1]["function"] == "catch-all"
+    async with http.delete(f"{u}/only-post") as r:
+        assert r.status == 404
+
+
+async def test_request_and_response_are_converted_like_the_worker(basic_host, http):
+    url = f"{basic_host.url}/echo/th%20ing?a=1&b=x&b=y"
+    async with http.post(url, json={"k": "v", "emoji": "🎉"}, headers={"X-Test": "t1"}) as r:
+        assert r.status == 201
+        assert r.headers["Content-Type"] == "application/json"
+        assert r.headers["X-Echo"] == "yes"
+        assert r.cookies["a"].value == "1"
+        body = await r.json()
+    assert body["type"] == "HttpRequest"
+    assert body["method"] == "POST"
+    assert body["url"] == url
+    assert body["header"] == "t1"
+    assert body["params"] == {"a": "1", "b": "x,y"}
+    assert body["route_params"] == {"thing": "th ing"}
+    assert body["json"] == {"k": "v", "emoji": "🎉"}
+    async with http.put(f"{basic_host.url}/echo/x", data=b"not json") as r:
+        body = await r.json()
+    assert body["body"] == "not json"
+    assert body["json"].startswith("ValueError")
+
+
+async def test_a_plain_string_return_is_a_200_text_response(basic_host, http):
+    async with http.get(f"{basic_host.url}/text") as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        assert await r.text() == "plain ünïcode"
+
+
+async def test_sync_handlers_run_in_threads_and_never_block_the_loop(basic_host, http):
+    u = basic_host.url
+
+    async def timed(path):
+        t = time.perf_counter()
+        async with http.get(f"{u}/{path}") as r:
+            return await r.text(), time.perf_counter() - t
+
+    slow = asyncio.create_task(timed("sync-slow?s=0.8"))
+    await asyncio.sleep(0.1)
+    fast_name, fast_time = await timed("async-fast")
+    slow_name, _ = await slow
+    assert fast_time < 0.5, "the async handler waited for the sync one: the loop was blocked"
+    assert fast_name == "MainThread"
+    assert slow_name.startswith("function")
+    # Two sync handlers overlap instead of queueing behind each other.
+    t = time.perf_counter()
+    await asyncio.gather(timed("sync-slow?s=0.5"), timed("sync-slow?s=0.5"))
+    assert time.perf_counter() - t < 0.9
+
+
+async def test_a_failing_handler_gives_500_json_without_trace_and_logs_it(basic_host, http, caplog):
+    caplog.set_level(logging.INFO, logger="emulators.functions")
+    status, body = await get_json(http, f"{basic_host.url}/boom")
+    assert status == 500
+    assert body["error"]["code"] == "FunctionInvocationFailed"
+    assert body["error"]["function"] == "boom"
+    assert "secret internal detail" not in json.dumps(body)
+    assert "Traceback" not in json.dumps(body)
+    failed = [r.getMessage() for r in caplog.records if "boom" in r.getMessage() and "500" in r.getMessage()]
+    assert failed and "Traceback" in failed[0] and "secret internal detail" in failed[0]
+    ok = [r.getMessage() for r in caplog.records if r.getMessage().startswith("items_literal")]
+    assert not ok  # only invoked functions are logged
+    await get_json(http, f"{basic_host.url}/items/new")
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("items_literal")][0]
+    assert "http GET /items/new" in line and "→ 200" in line and " ms " in line and "Succeeded" in line
+
+
+async def test_missing_binding_expression_value_fails_the_invocation(basic_host, http):
+    status, body = await get_json(http, f"{basic_host.url}/negotiate-user", "POST")
+    assert status == 500
+    assert "Error while accessing 'x-ms-client-principal-id'" in body["error"]["message"]
+
+
+async def test_settings_reach_the_app_as_environment_and_context_is_passed(basic_host, http):
+    status, body = await get_json(http, f"{basic_host.url}/env")
+    assert status == 200
+    assert body == {"greeting": "hi", "function": "env"}
+
+
+async def test_environment_is_restored_after_close():
+    before = os.environ.get("GREETING")
+    host = await start(APPS / "basic", port=0, create_local_settings=False, settings_overrides={"GREETING": "x"})
+    assert os.environ["GREETING"] == "x"
+    await host.close()
+    assert os.environ.get("GREETING") == before
+
+
+async def test_unsupported_binding_stops_startup_naming_function_and_binding():
+    with pytest.raises(FunctionLoadError) as e:
+        await start(APPS / "unsupported", port=0, create_local_settings=False)
+    assert "'enqueue'" in str(e.value) and "'msg'" in str(e.value) and "'queue'" in str(e.value)
+
+
+async def test_missing_percent_setting_stops_startup(tmp_path):
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "prefixed", app)
+    (app / "local.settings.sample.json").unlink()
+    with pytest.raises(FunctionLoadError, match="HUB_NAME"):
+        await start(app, port=0)
+
+
+async def test_default_route_prefix_local_settings_created_from_sample_and_env_wins(tmp_path, http, monkeypatch):
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "prefixed", app)
+    host = await start(app, port=0)
+    try:
+        assert json.loads((app / "local.settings.json").read_text())["Values"]["HUB_NAME"] == "fromsample"
+        async with http.get(f"{host.url}/api/Hello?name=ann") as r:
+            # Route defaults to the function name under the default "api" prefix.
+            assert r.status == 200
+            assert await r.text() == "hello %NOT_A_SETTING% ann"
+        async with http.get(f"{host.url}/Hello") as r:
+            assert r.status == 404
+        async with http.get(f"{host.url}/") as r:
+            assert "Functions 4.0 app is up and running" in await r.text()
+    finally:
+        await host.close()
+    monkeypatch.setenv("HUB_NAME", "fromenv")
+    from emulators.functions.settings import HostSettings
+
+    assert HostSettings.load(app).get("HUB_NAME") == "fromenv"
+    assert HostSettings.load(app, {"HUB_NAME": "override"}).get("HUB_NAME") == "override"
+
+
+async def test_port_in_use_raises_oserror(basic_host):
+    with pytest.raises(OSError):
+        await start(APPS / "basic", port=basic_host.port, create_local_settings=False)
