@@ -41,8 +41,10 @@ def functions_of(app: func.FunctionApp) -> list[HttpFunction]:
     return _functions[key]
 
 
-def _allow_list(methods: set[str]) -> list[str]:
-    if "GET" in methods:
+def _allow_list(methods: set[str], head_with_get: bool = True) -> list[str]:
+    """Proxies answer HEAD wherever they answer GET; the host routes HEAD to a function only if it lists
+    HEAD."""
+    if head_with_get and "GET" in methods:
         methods = methods | {"HEAD"}
     return sorted(methods)
 
@@ -284,10 +286,13 @@ async def serve(
             routed = True
             allowed |= fn.methods
     if routed and method not in allowed:
-        return method_not_allowed(_allow_list(allowed)).response()
+        return method_not_allowed(_allow_list(allowed, head_with_get=False)).response()
     try:
         table = config.load() if proxies is None else proxies
         matching = [(p, v) for p in table if (v := p.route.match(path)) is not None]
+        # The most specific matching route names the resource; a less specific one (the static catch-all) must
+        # not turn "GET /api/save" into a 404 for a file: the resource exists, the method is wrong (405).
+        matching = [(p, v) for p, v in matching if p.route.precedence() == matching[0][0].route.precedence()]
         for proxy, values in matching:
             if proxy.allows(method):
                 lookup = _Lookup(req, values)

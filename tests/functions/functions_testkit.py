@@ -25,15 +25,26 @@ class Out(func.Out[T], Generic[T]):
         return self.value
 
 
-def request(method: str, path: str, body: bytes | str | dict[str, Any] | None = None,
-            params: dict[str, str] | None = None, route_params: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None) -> func.HttpRequest:
+def request(
+    method: str,
+    path: str,
+    body: bytes | str | dict[str, Any] | None = None,
+    params: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> func.HttpRequest:
     if isinstance(body, dict):
         body = json.dumps(body).encode()
     elif isinstance(body, str):
         body = body.encode()
-    return func.HttpRequest(method, f"https://chat.example{path}", headers=headers or {}, params=params or {},
-                            route_params=route_params or {}, body=body or b"")
+    return func.HttpRequest(
+        method,
+        f"https://chat.example{path}",
+        headers=headers or {},
+        params=params or {},
+        route_params=route_params or {},
+        body=body or b"",
+    )
 
 
 def body_json(response: func.HttpResponse) -> Any:

@@ -1,4 +1,5 @@
-"""The contract other pieces depend on (emulators, infrastructure, web client), read from app.get_functions()."""
+"""The contract other pieces depend on (emulators, infrastructure, web client), read from
+app.get_functions()."""
 
 from __future__ import annotations
 
@@ -26,18 +27,28 @@ def http(fn: dict) -> dict:
 
 
 def test_function_names(app_module):
-    assert set(table(app_module.app)) == {"SaveChat", "History", "SignalRConfiguration", "JoinRoom", "LeaveRoom",
-                                          "FeedToSignalR", "FileServer"}
+    assert set(table(app_module.app)) == {
+        "SaveChat",
+        "History",
+        "SignalRConfiguration",
+        "JoinRoom",
+        "LeaveRoom",
+        "FeedToSignalR",
+        "FileServer",
+    }
 
 
-@pytest.mark.parametrize(("name", "route", "methods"), [
-    ("SaveChat", "api/rooms/{room}/messages", ["POST"]),
-    ("History", "api/rooms/{room}/messages", ["GET"]),
-    ("SignalRConfiguration", "api/negotiate", ["POST"]),
-    ("JoinRoom", "api/rooms/{room}/join", ["POST"]),
-    ("LeaveRoom", "api/rooms/{room}/leave", ["POST"]),
-    ("FileServer", "{*path}", None),
-])
+@pytest.mark.parametrize(
+    ("name", "route", "methods"),
+    [
+        ("SaveChat", "api/rooms/{room}/messages", ["POST"]),
+        ("History", "api/rooms/{room}/messages", ["GET"]),
+        ("SignalRConfiguration", "api/negotiate", ["POST"]),
+        ("JoinRoom", "api/rooms/{room}/join", ["POST"]),
+        ("LeaveRoom", "api/rooms/{room}/leave", ["POST"]),
+        ("FileServer", "{*path}", None),
+    ],
+)
 def test_http_routes_methods_and_anonymous_access(app_module, name, route, methods):
     trigger = http(table(app_module.app)[name])
     assert trigger["route"] == route
@@ -48,6 +59,7 @@ def test_http_routes_methods_and_anonymous_access(app_module, name, route, metho
 
 def test_host_json_removes_the_route_prefix():
     from conftest import FUNCTIONS
+
     host = json.loads((FUNCTIONS / "host.json").read_text())
     assert host["extensions"]["http"]["routePrefix"] == ""
     assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
@@ -96,9 +108,15 @@ def test_group_functions_write_signalr(app_module, name):
 def test_feed_trigger(app_module):
     feed = table(app_module.app)["FeedToSignalR"]
     trigger = bindings(feed)["documents"]
-    assert trigger == {"name": "documents", "type": "cosmosDBTrigger", "direction": "IN", **COSMOS,
-                       "leaseContainerName": "leases", "createLeaseContainerIfNotExists": False,
-                       "feedPollDelay": 500}
+    assert trigger == {
+        "name": "documents",
+        "type": "cosmosDBTrigger",
+        "direction": "IN",
+        **COSMOS,
+        "leaseContainerName": "leases",
+        "createLeaseContainerIfNotExists": False,
+        "feedPollDelay": 500,
+    }
     assert bindings(feed)["signalr"] == {"name": "signalr", "type": "signalR", "direction": "OUT", **SIGNALR}
     assert "$return" not in bindings(feed)
 
@@ -126,7 +144,11 @@ def test_get_functions_can_be_called_again(app_module):
 
 def test_requirements_are_runtime_only():
     from conftest import FUNCTIONS
-    lines = [line.split("==")[0].strip().lower() for line in (FUNCTIONS / "requirements.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+
+    lines = [
+        line.split("==")[0].strip().lower()
+        for line in (FUNCTIONS / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert "azure-functions" in lines
     assert not {"pytest", "hypothesis", "ruff", "azure-functions-worker"} & set(lines)

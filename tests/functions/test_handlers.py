@@ -1,4 +1,5 @@
-"""The functions of function_app.py called the way the worker calls them: request, documents and Out objects."""
+"""The functions of function_app.py called the way the worker calls them: request, documents and Out
+objects."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 def save(app_module, payload, room="general", raw=None):
     out: Out[func.Document] = Out()
-    req = request("POST", f"/api/rooms/{room}/messages", raw if raw is not None else payload,
-                  route_params={"room": room})
+    req = request(
+        "POST",
+        f"/api/rooms/{room}/messages",
+        raw if raw is not None else payload,
+        route_params={"room": room},
+    )
     return app_module.save_chat(req, out), out
 
 
@@ -43,18 +48,21 @@ def test_save_chat_keeps_the_client_id_so_a_retry_overwrites(app_module):
     assert out1.value["id"] == out2.value["id"] == client_id
 
 
-@pytest.mark.parametrize(("payload", "room", "raw", "status", "field"), [
-    ({"user": "a", "text": "b"}, "Bad Room", None, 400, "room"),
-    (None, "general", b"not json", 400, "body"),
-    (None, "general", b"[1,2]", 400, "body"),
-    ({"user": "a", "text": "b" * 9000}, "general", None, 413, "body"),
-    ({"text": "b"}, "general", None, 400, "user"),
-    ({"user": "a", "text": ""}, "general", None, 400, "text"),
-    ({"user": "a" * 40, "text": "b"}, "general", None, 400, "user"),
-    ({"user": "a", "text": "b\x07"}, "general", None, 400, "text"),
-    ({"user": "a", "text": "b", "id": "123"}, "general", None, 400, "id"),
-    ({"user": "a", "text": "b", "extra": 1}, "general", None, 400, "extra"),
-])
+@pytest.mark.parametrize(
+    ("payload", "room", "raw", "status", "field"),
+    [
+        ({"user": "a", "text": "b"}, "Bad Room", None, 400, "room"),
+        (None, "general", b"not json", 400, "body"),
+        (None, "general", b"[1,2]", 400, "body"),
+        ({"user": "a", "text": "b" * 9000}, "general", None, 413, "body"),
+        ({"text": "b"}, "general", None, 400, "user"),
+        ({"user": "a", "text": ""}, "general", None, 400, "text"),
+        ({"user": "a" * 40, "text": "b"}, "general", None, 400, "user"),
+        ({"user": "a", "text": "b\x07"}, "general", None, 400, "text"),
+        ({"user": "a", "text": "b", "id": "123"}, "general", None, 400, "id"),
+        ({"user": "a", "text": "b", "extra": 1}, "general", None, 400, "extra"),
+    ],
+)
 def test_save_chat_refusals_write_nothing(app_module, payload, room, raw, status, field):
     response, out = save(app_module, payload, room=room, raw=raw)
     assert response.status_code == status
@@ -64,11 +72,20 @@ def test_save_chat_refusals_write_nothing(app_module, payload, room, raw, status
 
 
 def doc(i: int, room: str = "general", created: str | None = None, **extra) -> func.Document:
-    return func.Document.from_dict({
-        "id": f"m{i:04d}", "room": room, "user": "u", "text": f"t{i}",
-        "createdAt": created or f"2026-11-27T21:{i // 60:02d}:{i % 60:02d}.000Z",
-        "_rid": "x", "_self": "y", "_etag": "z", "_ts": 1, **extra,
-    })
+    return func.Document.from_dict(
+        {
+            "id": f"m{i:04d}",
+            "room": room,
+            "user": "u",
+            "text": f"t{i}",
+            "createdAt": created or f"2026-11-27T21:{i // 60:02d}:{i % 60:02d}.000Z",
+            "_rid": "x",
+            "_self": "y",
+            "_etag": "z",
+            "_ts": 1,
+            **extra,
+        }
+    )
 
 
 def history(app_module, docs, **params):
@@ -87,8 +104,11 @@ def test_history_latest_oldest_first_public_fields_only(app_module):
 
 def test_history_limit_and_after(app_module):
     docs = [doc(i) for i in range(200, 0, -1)]
-    assert [m["id"] for m in body_json(history(app_module, docs, limit="3"))["messages"]] == \
-        ["m0198", "m0199", "m0200"]
+    assert [m["id"] for m in body_json(history(app_module, docs, limit="3"))["messages"]] == [
+        "m0198",
+        "m0199",
+        "m0200",
+    ]
     after = doc(10)["createdAt"]
     page = body_json(history(app_module, docs, limit="5", after=after))["messages"]
     assert [m["id"] for m in page] == ["m0011", "m0012", "m0013", "m0014", "m0015"]
@@ -101,8 +121,10 @@ def test_history_orders_equal_timestamps_by_id(app_module):
     assert [m["id"] for m in body_json(history(app_module, docs))["messages"]] == ["m0001", "m0002", "m0003"]
 
 
-@pytest.mark.parametrize(("params", "field"), [({"limit": "0"}, "limit"), ({"limit": "500"}, "limit"),
-                                                ({"after": "2026-11-27"}, "after")])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"limit": "0"}, "limit"), ({"limit": "500"}, "limit"), ({"after": "2026-11-27"}, "after")],
+)
 def test_history_refusals(app_module, params, field):
     response = history(app_module, [doc(1)], **params)
     assert response.status_code == 400
@@ -127,7 +149,9 @@ def test_negotiate_passes_connection_info_through(app_module):
 @pytest.mark.parametrize(("function", "action"), [("join_room", "add"), ("leave_room", "remove")])
 def test_group_actions(app_module, function, action):
     out: Out[str] = Out()
-    req = request("POST", "/api/rooms/room-7/x", {"connectionId": "abc_DEF-123"}, route_params={"room": "room-7"})
+    req = request(
+        "POST", "/api/rooms/room-7/x", {"connectionId": "abc_DEF-123"}, route_params={"room": "room-7"}
+    )
     response = getattr(app_module, function)(req, out)
     assert response.status_code == 202
     assert json.loads(out.value) == [{"action": action, "groupName": "room-7", "connectionId": "abc_DEF-123"}]
@@ -135,8 +159,11 @@ def test_group_actions(app_module, function, action):
 
 @pytest.mark.parametrize("function", ["join_room", "leave_room"])
 def test_group_action_refusals_send_nothing(app_module, function):
-    for room, payload, field in [("no way", {"connectionId": "a"}, "room"), ("ok", {}, "connectionId"),
-                                 ("ok", {"connectionId": "a", "x": 1}, "x")]:
+    for room, payload, field in [
+        ("no way", {"connectionId": "a"}, "room"),
+        ("ok", {}, "connectionId"),
+        ("ok", {"connectionId": "a", "x": 1}, "x"),
+    ]:
         out: Out[str] = Out()
         req = request("POST", "/x", payload, route_params={"room": room})
         response = getattr(app_module, function)(req, out)
@@ -150,8 +177,12 @@ def test_feed_sends_one_message_per_document_to_its_room_group(app_module):
     assert app_module.feed_to_signalr(docs, out) is None  # no $return binding: must return None
     sent = json.loads(out.value)
     assert out.calls == 1  # serialised once for the whole batch
-    assert [(m["groupName"], m["arguments"][0]["id"]) for m in sent] == \
-        [("general", "m0001"), ("rust", "m0002"), ("general", "m0003"), ("zig-lang", "m0004")]
+    assert [(m["groupName"], m["arguments"][0]["id"]) for m in sent] == [
+        ("general", "m0001"),
+        ("rust", "m0002"),
+        ("general", "m0003"),
+        ("zig-lang", "m0004"),
+    ]
     for message in sent:
         assert set(message) == {"target", "arguments", "groupName"}
         assert message["target"] == "newMessage"

@@ -1,4 +1,5 @@
-"""Every input rule of the API, at the level of the pure validators (status, code and field of each refusal)."""
+"""Every input rule of the API, at the level of the pure validators (status, code and field of each
+refusal)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ def test_valid_rooms(room):
     assert validate_room(room) == room
 
 
-@pytest.mark.parametrize("room", ["", "-lead", "General", "a" * 33, "a b", "a_b", "général", "general\n", None,
-                                  "a/b", "..", "ｇeneral"])
+@pytest.mark.parametrize(
+    "room",
+    ["", "-lead", "General", "a" * 33, "a b", "a_b", "général", "general\n", None, "a/b", "..", "ｇeneral"],
+)
 def test_invalid_rooms(room):
     error = refused(validate_room, room)
     assert (error.status, error.code, error.field) == (400, "invalid_room", "room")
@@ -59,33 +62,36 @@ def test_uuid_id_is_kept_lowercase():
     assert data.id == "3f2b8c1e-5d4a-4c2b-9a61-0e7f5b9d2c44"
 
 
-@pytest.mark.parametrize(("raw", "status", "code", "field"), [
-    (b"{", 400, "invalid_json", "body"),
-    (b"\xff\xfe", 400, "invalid_json", "body"),
-    (b"", 400, "invalid_json", "body"),
-    (b"[]", 400, "not_an_object", "body"),
-    (b"\"text\"", 400, "not_an_object", "body"),
-    (b"null", 400, "not_an_object", "body"),
-    (body(text="x"), 400, "required", "user"),
-    (body(user="x"), 400, "required", "text"),
-    (body(user=1, text="x"), 400, "not_a_string", "user"),
-    (body(user="x", text=None), 400, "not_a_string", "text"),
-    (body(user="   ", text="x"), 400, "empty", "user"),
-    (body(user="x", text="\n\t "), 400, "empty", "text"),
-    (body(user="x" * 33, text="x"), 400, "too_long", "user"),
-    (body(user="x", text="y" * 2001), 400, "too_long", "text"),
-    (body(user="a\nb", text="x"), 400, "control_character", "user"),
-    (body(user="a\tb", text="x"), 400, "control_character", "user"),
-    (body(user="x", text="a\tb"), 400, "control_character", "text"),
-    (body(user="x", text="a\r\nb"), 400, "control_character", "text"),
-    (body(user="x", text="a\x00b"), 400, "control_character", "text"),
-    (body(user="x", text="a\x85b"), 400, "control_character", "text"),
-    (body(user="x", text="y", id="not-a-uuid"), 400, "invalid_id", "id"),
-    (body(user="x", text="y", id="{3f2b8c1e-5d4a-4c2b-9a61-0e7f5b9d2c44}"), 400, "invalid_id", "id"),
-    (body(user="x", text="y", id=7), 400, "invalid_id", "id"),
-    (body(user="x", text="y", room="other"), 400, "unknown_field", "room"),
-    (body(user="x", message="y"), 400, "unknown_field", "message"),
-])
+@pytest.mark.parametrize(
+    ("raw", "status", "code", "field"),
+    [
+        (b"{", 400, "invalid_json", "body"),
+        (b"\xff\xfe", 400, "invalid_json", "body"),
+        (b"", 400, "invalid_json", "body"),
+        (b"[]", 400, "not_an_object", "body"),
+        (b'"text"', 400, "not_an_object", "body"),
+        (b"null", 400, "not_an_object", "body"),
+        (body(text="x"), 400, "required", "user"),
+        (body(user="x"), 400, "required", "text"),
+        (body(user=1, text="x"), 400, "not_a_string", "user"),
+        (body(user="x", text=None), 400, "not_a_string", "text"),
+        (body(user="   ", text="x"), 400, "empty", "user"),
+        (body(user="x", text="\n\t "), 400, "empty", "text"),
+        (body(user="x" * 33, text="x"), 400, "too_long", "user"),
+        (body(user="x", text="y" * 2001), 400, "too_long", "text"),
+        (body(user="a\nb", text="x"), 400, "control_character", "user"),
+        (body(user="a\tb", text="x"), 400, "control_character", "user"),
+        (body(user="x", text="a\tb"), 400, "control_character", "text"),
+        (body(user="x", text="a\r\nb"), 400, "control_character", "text"),
+        (body(user="x", text="a\x00b"), 400, "control_character", "text"),
+        (body(user="x", text="a\x85b"), 400, "control_character", "text"),
+        (body(user="x", text="y", id="not-a-uuid"), 400, "invalid_id", "id"),
+        (body(user="x", text="y", id="{3f2b8c1e-5d4a-4c2b-9a61-0e7f5b9d2c44}"), 400, "invalid_id", "id"),
+        (body(user="x", text="y", id=7), 400, "invalid_id", "id"),
+        (body(user="x", text="y", room="other"), 400, "unknown_field", "room"),
+        (body(user="x", message="y"), 400, "unknown_field", "message"),
+    ],
+)
 def test_message_refusals(raw, status, code, field):
     error = refused(parse_message, raw)
     assert (error.status, error.code, error.field) == (status, code, field)
@@ -118,8 +124,11 @@ def test_any_text_is_accepted_or_refused_with_a_named_rule(text):
 
 @given(st.text(alphabet=string.ascii_lowercase + string.digits + "-_ A", max_size=40))
 def test_room_rule_matches_the_documented_pattern(room):
-    ok = (1 <= len(room) <= 32 and room[0] in string.ascii_lowercase + string.digits
-          and all(c in string.ascii_lowercase + string.digits + "-" for c in room))
+    ok = (
+        1 <= len(room) <= 32
+        and room[0] in string.ascii_lowercase + string.digits
+        and all(c in string.ascii_lowercase + string.digits + "-" for c in room)
+    )
     try:
         validate_room(room)
         assert ok
@@ -131,15 +140,18 @@ def test_connection_id():
     assert parse_connection(body(connectionId="aB3_-x.Z~+/=")) == "aB3_-x.Z~+/="
 
 
-@pytest.mark.parametrize(("raw", "code", "field"), [
-    (body(), "required", "connectionId"),
-    (body(connectionId=5), "not_a_string", "connectionId"),
-    (body(connectionId=""), "invalid_connection_id", "connectionId"),
-    (body(connectionId="a b"), "invalid_connection_id", "connectionId"),
-    (body(connectionId="x" * 257), "invalid_connection_id", "connectionId"),
-    (body(connectionId="x", room="y"), "unknown_field", "room"),
-    (b"[1]", "not_an_object", "body"),
-])
+@pytest.mark.parametrize(
+    ("raw", "code", "field"),
+    [
+        (body(), "required", "connectionId"),
+        (body(connectionId=5), "not_a_string", "connectionId"),
+        (body(connectionId=""), "invalid_connection_id", "connectionId"),
+        (body(connectionId="a b"), "invalid_connection_id", "connectionId"),
+        (body(connectionId="x" * 257), "invalid_connection_id", "connectionId"),
+        (body(connectionId="x", room="y"), "unknown_field", "room"),
+        (b"[1]", "not_an_object", "body"),
+    ],
+)
 def test_connection_refusals(raw, code, field):
     error = refused(parse_connection, raw)
     assert (error.status, error.code, error.field) == (400, code, field)
@@ -153,13 +165,24 @@ def test_history_defaults_and_bounds():
     assert query.after == "2026-11-27T21:05:03.120Z"
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "-1"}, "limit"), ({"limit": "ten"}, "limit"),
-    ({"limit": "1.5"}, "limit"), ({"limit": ""}, "limit"), ({"limit": "99999999999"}, "limit"),
-    ({"after": "yesterday"}, "after"), ({"after": "2026-11-27T21:05:03Z"}, "after"),
-    ({"after": "2026-11-27T21:05:03.120+00:00"}, "after"), ({"after": "2026-13-27T21:05:03.120Z"}, "after"),
-    ({"after": "2026-02-30T21:05:03.120Z"}, "after"), ({"after": ""}, "after"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"limit": ""}, "limit"),
+        ({"limit": "99999999999"}, "limit"),
+        ({"after": "yesterday"}, "after"),
+        ({"after": "2026-11-27T21:05:03Z"}, "after"),
+        ({"after": "2026-11-27T21:05:03.120+00:00"}, "after"),
+        ({"after": "2026-13-27T21:05:03.120Z"}, "after"),
+        ({"after": "2026-02-30T21:05:03.120Z"}, "after"),
+        ({"after": ""}, "after"),
+    ],
+)
 def test_history_refusals(params, field):
     error = refused(parse_history_query, params)
     assert (error.status, error.field) == (400, field)

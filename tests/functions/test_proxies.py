@@ -1,0 +1,279 @@
+"""The proxies.json engine: route templates, overrides, app settings, configuration errors and forwarding to
+an
+external backend (a real aiohttp server on 127.0.0.1 started by the test)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import azure.functions as func
+import pytest
+from aiohttp import web
+from functions_testkit import Out, body_json
+from proxies import config, forward, server
+from proxies.routes import RouteTemplate
+
+
+@pytest.fixture
+async def backend():
+    seen: list[dict] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": request.headers.copy(),
+                "body": await request.read(),
+            }
+        )
+        return web.json_response(
+            {"echo": request.path}, status=207, headers={"X-Backend": "yes", "X-Drop": "1"}
+        )
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response(text="late")
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(40):
+            await response.write(b"x" * 65536)
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/slow", slow)
+    app.router.add_get("/big", big)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"127.0.0.1:{port}", seen
+    await forward.close_sessions()
+    await runner.cleanup()
+
+
+def table(proxies: dict) -> list[config.Proxy]:
+    return config.parse({"proxies": proxies})
+
+
+async def serve(app_module, proxies, method, path, body=b"", params=None, headers=None, bindings=None):
+    query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
+    req = func.HttpRequest(
+        method,
+        f"https://chat.example/{path}" + (f"?{query}" if query else ""),
+        headers=headers or {},
+        params=params or {},
+        route_params={"path": path},
+        body=body,
+    )
+    bindings = bindings or {"message": Out(), "actions": Out(), "connectionInfo": "{}"}
+    return await server.serve(app_module.app, req, bindings, proxies=table(proxies))
+
+
+def test_route_templates():
+    route = RouteTemplate.parse("/api/{kind}/{*rest}")
+    assert route.match("api/files/a/b/c.txt") == {"kind": "files", "rest": "a/b/c.txt"}
+    assert route.match("API/files") == {"kind": "files", "rest": ""}
+    assert route.match("api") is None
+    assert RouteTemplate.parse("/").match("") == {}
+    assert RouteTemplate.parse("/").match("x") is None
+    assert RouteTemplate.parse("items/{id?}").match("items") == {}
+    assert RouteTemplate.parse("items/{id:int}").match("items/7") == {"id": "7"}
+    assert RouteTemplate.parse("a/{b}").match("a/b/c") is None
+    with pytest.raises(ValueError):
+        RouteTemplate.parse("{*rest}/tail")
+
+
+def test_shipped_proxies_json_loads_and_orders_by_precedence():
+    names = [p.name for p in config.load()]
+    assert names[-1] == "static"  # the catch-all is tried last
+    assert {"root", "signalr", "save", "config", "static"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "'proxies'"),
+        ({"proxies": {"x": {"backendUri": "www:/a"}}}, "matchCondition.route"),
+        (
+            {"proxies": {"x": {"matchCondition": {"route": "/a", "methods": "GET"}, "backendUri": "www:/a"}}},
+            "methods",
+        ),
+        ({"proxies": {"x": {"matchCondition": {"route": "/a"}}}}, "backendUri or responseOverrides"),
+        (
+            {
+                "proxies": {
+                    "x": {
+                        "matchCondition": {"route": "/a"},
+                        "backendUri": "www:/a",
+                        "requestOverrides": {"backend.request.cookies": "1"},
+                    }
+                }
+            },
+            "unsupported",
+        ),
+        ({"proxies": {"x": {"matchCondition": {"route": "/{*a}/b"}, "backendUri": "www:/a"}}}, "catch-all"),
+    ],
+)
+def test_malformed_proxies_are_refused_at_load(data, message):
+    with pytest.raises(config.ProxyConfigError, match=message):
+        config.parse(data)
+
+
+def test_disabled_proxies_are_skipped():
+    assert table({"x": {"matchCondition": {"route": "/a"}, "backendUri": "www:/a", "disabled": True}}) == []
+
+
+async def test_request_overrides_and_app_settings_reach_the_backend(app_module, backend, monkeypatch):
+    address, seen = backend
+    monkeypatch.setenv("UPSTREAM", address)
+    proxies = {
+        "ext": {
+            "matchCondition": {"route": "/ext/{kind}/{*rest}", "methods": ["GET", "POST"]},
+            "backendUri": "http://%UPSTREAM%/v1/{kind}/{rest}",
+            "requestOverrides": {
+                "backend.request.method": "PUT",
+                "backend.request.headers.X-Kind": "{kind}-{request.method}",
+                "backend.request.headers.X-Remove-Me": "",
+                "backend.request.querystring.token": "%UPSTREAM%",
+            },
+        }
+    }
+    response = await serve(
+        app_module,
+        proxies,
+        "POST",
+        "ext/files/a b/c.txt",
+        body=b"payload",
+        params={"page": "2"},
+        headers={
+            "X-Remove-Me": "1",
+            "X-Keep": "ok",
+            "X-MS-CLIENT-PRINCIPAL-ID": "u1",
+            "X-MS-TOKEN-AAD-ACCESS-TOKEN": "secret",
+        },
+    )
+    assert response.status_code == 207
+    assert body_json(response) == {"echo": "/v1/files/a b/c.txt"}
+    assert response.headers["X-Backend"] == "yes"
+    got = seen[-1]
+    assert got["method"] == "PUT" and got["body"] == b"payload"
+    assert got["query"] == {"page": "2", "token": address}
+    assert got["headers"]["X-Kind"] == "files-POST" and got["headers"]["X-Keep"] == "ok"
+    assert "X-Remove-Me" not in got["headers"]
+    assert not any(h.lower().startswith(("x-ms-client-principal", "x-ms-token")) for h in got["headers"])
+    assert got["headers"]["X-Forwarded-Host"] == "chat.example"
+
+
+async def test_response_overrides(app_module, backend):
+    address, _ = backend
+    proxies = {
+        "ext": {
+            "matchCondition": {"route": "/ext"},
+            "backendUri": f"http://{address}/thing",
+            "responseOverrides": {
+                "response.statusCode": "200",
+                "response.headers.X-Drop": "",
+                "response.headers.X-Was": "{backend.response.statusCode}",
+                "response.body": {"wrapped": True},
+            },
+        }
+    }
+    response = await serve(app_module, proxies, "GET", "ext")
+    assert response.status_code == 200
+    assert response.headers["X-Was"] == "207"
+    assert "X-Drop" not in response.headers
+    assert body_json(response) == {"wrapped": True}
+
+
+async def test_response_only_proxy(app_module):
+    proxies = {
+        "health": {
+            "matchCondition": {"route": "/healthz", "methods": ["GET"]},
+            "responseOverrides": {"response.statusCode": "204", "response.headers.Cache-Control": "no-store"},
+        }
+    }
+    response = await serve(app_module, proxies, "GET", "healthz")
+    assert response.status_code == 204 and response.headers["Cache-Control"] == "no-store"
+
+
+async def test_backend_timeout_is_504(app_module, backend, monkeypatch):
+    address, _ = backend
+    monkeypatch.setenv("PROXY_TIMEOUT_SECONDS", "0.3")
+    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/slow"}}
+    response = await serve(app_module, proxies, "GET", "ext")
+    assert response.status_code == 504 and body_json(response)["error"]["code"] == "backend_timeout"
+
+
+async def test_unreachable_backend_is_502(app_module, free_port):
+    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://127.0.0.1:{free_port}/x"}}
+    response = await serve(app_module, proxies, "GET", "ext")
+    assert response.status_code == 502 and body_json(response)["error"]["code"] == "backend_unreachable"
+    await forward.close_sessions()
+
+
+async def test_oversized_backend_body_is_502(app_module, backend, monkeypatch):
+    address, _ = backend
+    monkeypatch.setattr(forward, "MAX_BODY", 1024 * 1024)
+    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/big"}}
+    response = await serve(app_module, proxies, "GET", "ext")
+    assert response.status_code == 502 and body_json(response)["error"]["code"] == "backend_too_large"
+
+
+async def test_missing_app_setting_is_a_named_configuration_error(app_module, monkeypatch):
+    monkeypatch.delenv("NOPE_NOT_SET", raising=False)
+    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": "http://%NOPE_NOT_SET%/x"}}
+    response = await serve(app_module, proxies, "GET", "ext")
+    assert response.status_code == 500
+    assert "NOPE_NOT_SET" in body_json(response)["error"]["message"]
+
+
+async def test_in_process_target_whose_bindings_fileserver_lacks_is_a_configuration_error(app_module):
+    proxies = {
+        "hist": {
+            "matchCondition": {"route": "/h"},
+            "backendUri": "http://localhost/api/rooms/general/messages",
+        }
+    }
+    response = await serve(app_module, proxies, "GET", "h")
+    assert response.status_code == 500
+    assert "History" in body_json(response)["error"]["message"]
+
+
+async def test_in_process_dispatch_with_route_values_and_localhost(app_module):
+    actions: Out[str] = Out()
+    proxies = {
+        "join": {
+            "matchCondition": {"route": "/j/{room}", "methods": ["POST"]},
+            "backendUri": "http://localhost:7071/api/rooms/{room}/join",
+        }
+    }
+    response = await serve(
+        app_module,
+        proxies,
+        "POST",
+        "j/lobby",
+        body=b'{"connectionId": "c1"}',
+        bindings={"message": Out(), "actions": actions, "connectionInfo": "{}"},
+    )
+    assert response.status_code == 202
+    assert json.loads(actions.value) == [{"action": "add", "groupName": "lobby", "connectionId": "c1"}]
+
+
+async def test_string_body_template(app_module, backend):
+    address, seen = backend
+    proxies = {
+        "ext": {
+            "matchCondition": {"route": "/ext/{id}"},
+            "backendUri": f"http://{address}/b",
+            "requestOverrides": {"backend.request.body": "id={id}"},
+        }
+    }
+    await serve(app_module, proxies, "POST", "ext/42", body=b"ignored")
+    assert seen[-1]["body"] == b"id=42"
