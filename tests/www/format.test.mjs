@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { connectionLabel, formatFull, formatStamp } from "../../www/js/format.js";
+import { connectionLabel, formatFull, formatStamp, retryLabel } from "../../www/js/format.js";
 import { newMessageId, transportFromQuery } from "../../www/js/api.js";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -28,13 +28,15 @@ test("the full stamp names the day and seconds", () => {
   assert.equal(formatFull("", {}), "");
 });
 
-test("connection states read as words, offline says when it retries", () => {
+test("connection states read as words; the countdown is separate from the live label", () => {
   assert.equal(connectionLabel("connecting"), "Connecting…");
   assert.equal(connectionLabel("live"), "Live");
   assert.equal(connectionLabel("reconnecting"), "Reconnecting…");
-  assert.equal(connectionLabel("offline", { retryInMs: 9600 }), "Offline. Retrying in 10 s.");
-  assert.equal(connectionLabel("offline", { retryInMs: -50 }), "Offline. Retrying in 1 s.");
-  assert.equal(connectionLabel("offline", { online: false }), "Offline: no network. Reconnects when it is back.");
+  assert.equal(connectionLabel("offline"), "Offline");
+  assert.equal(connectionLabel("offline", { online: false }), "Offline: no network");
+  assert.equal(retryLabel(9600), "retrying in 10 s");
+  assert.equal(retryLabel(-50), "retrying in 1 s");
+  assert.equal(retryLabel(null), "");
 });
 
 test("message ids are UUID v4, with or without crypto.randomUUID", () => {

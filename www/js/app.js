@@ -210,7 +210,9 @@ async function deliver(store, id) {
     const saved = await sendMessage(api, store.room, { user: entry.user, text: entry.text, id });
     store.markSent(id, saved);
   } catch (err) {
-    store.markFailed(id, { message: err.message, retryable: err.retryable !== false });
+    if (store.markFailed(id, { message: err.message, retryable: err.retryable !== false })) {
+      ui.announce(`Your message was not sent: ${err.message}`);
+    }
   }
   render(store.room);
 }
@@ -415,7 +417,10 @@ function start() {
 
   globalThis.addEventListener("beforeunload", (event) => {
     const unsent = [...state.stores.values()].some((s) => s.unsent().length > 0);
-    if (unsent) event.preventDefault(); // the browser asks "leave the page?"
+    if (unsent) {
+      event.preventDefault(); // the browser asks "leave the page?"
+      event.returnValue = "";
+    }
   });
 }
 

@@ -31,8 +31,11 @@ export function formatFull(iso, { locale = undefined, timeZone = undefined } = {
   return new Intl.DateTimeFormat(locale, { timeZone, dateStyle: "full", timeStyle: "medium" }).format(date);
 }
 
-/** Words for the connection indicator. */
-export function connectionLabel(state, { retryInMs = null, online = true } = {}) {
+/**
+ * Words for the connection indicator. This text sits in a live region, so it
+ * changes only when the state does; the retry countdown is separate.
+ */
+export function connectionLabel(state, { online = true } = {}) {
   switch (state) {
     case "connecting":
       return "Connecting…";
@@ -40,13 +43,16 @@ export function connectionLabel(state, { retryInMs = null, online = true } = {})
       return "Live";
     case "reconnecting":
       return "Reconnecting…";
-    case "offline": {
-      if (!online) return "Offline: no network. Reconnects when it is back.";
-      if (retryInMs === null) return "Offline";
-      const seconds = Math.max(1, Math.round(retryInMs / 1000));
-      return `Offline. Retrying in ${seconds} s.`;
-    }
+    case "offline":
+      return online ? "Offline" : "Offline: no network";
     default:
       return state;
   }
+}
+
+/** The countdown shown next to "Offline" (not announced every second). */
+export function retryLabel(retryInMs) {
+  if (retryInMs === null || retryInMs === undefined) return "";
+  const seconds = Math.max(1, Math.round(retryInMs / 1000));
+  return `retrying in ${seconds} s`;
 }

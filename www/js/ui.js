@@ -3,7 +3,7 @@
 // The UI holds no chat state: app.js owns it and calls these functions.
 
 import { Status } from "./store.js";
-import { connectionLabel, formatFull, formatStamp } from "./format.js";
+import { connectionLabel, formatFull, formatStamp, retryLabel } from "./format.js";
 
 const STATUS_WORDS = {
   [Status.PENDING]: "Sending…",
@@ -39,6 +39,7 @@ export function createUi(doc, handlers) {
   const nodes = {
     connection: $("connection"),
     connectionText: $("connection-text"),
+    connectionRetry: $("connection-retry"),
     reconnectNow: $("reconnect-now"),
     meName: $("me-name"),
     changeName: $("change-name"),
@@ -318,6 +319,7 @@ export function createUi(doc, handlers) {
       nodes.connection.dataset.state = state;
       const label = connectionLabel(state, detail);
       if (nodes.connectionText.textContent !== label) nodes.connectionText.textContent = label;
+      nodes.connectionRetry.textContent = state === "offline" ? retryLabel(detail.retryInMs) : "";
       nodes.reconnectNow.hidden = state !== "offline";
     },
 
