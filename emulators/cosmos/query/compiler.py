@@ -35,9 +35,11 @@ def parse(text: str) -> Tree:
         tok = exc.token
         if tok.type == "$END":
             raise bad_request(f"Syntax error: the query ends unexpectedly after '{text[-30:]}'.") from None
+        start = tok.start_pos or 0
+        excerpt = text[max(0, start - 20) : start + 10]
         raise bad_request(
-            f"Syntax error, incorrect syntax near '{tok}' at line {tok.line}, column {tok.column}: "
-            "this construct is not supported by the emulator's query grammar."
+            f"Syntax error, incorrect syntax near '{tok}' at line {tok.line}, column {tok.column} "
+            f"(in '…{excerpt}…'): this construct is not supported by the emulator's query grammar."
         ) from None
     except UnexpectedCharacters as exc:
         raise bad_request(
