@@ -24,11 +24,15 @@ SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
 TENANT = "99999999-8888-7777-6666-555555555555"
 
 
-def stack_config(stack: str, extra: dict[str, str] | None = None, location: str | None = "westeurope") -> dict:
+def stack_config(
+    stack: str, extra: dict[str, str] | None = None, location: str | None = "westeurope"
+) -> dict:
     """Config of a stack file (Pulumi.<stack>.yaml), as the engine would hand it to the program."""
     path = ROOT / f"Pulumi.{stack}.yaml"
     raw = yaml.safe_load(path.read_text()) if path.exists() else {}
-    config = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (raw.get("config") or {}).items()}
+    config = {
+        k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (raw.get("config") or {}).items()
+    }
     if location and "azure-native:location" not in config:
         config["azure-native:location"] = location
     config.update(extra or {})
@@ -105,7 +109,9 @@ class ChatMocks(pulumi.runtime.Mocks):
             )
         elif typ == "azure-native:web:WebApp":
             site = inputs["name"]
-            resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test/providers/Microsoft.Web/sites/{site}"
+            resource_id = (
+                f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test/providers/Microsoft.Web/sites/{site}"
+            )
             # Identities go in as a list of ids and come back as a map id → {principalId, clientId}.
             identity = dict(inputs.get("identity") or {})
             identity["userAssignedIdentities"] = {
@@ -127,7 +133,12 @@ class ChatMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "azure-native:authorization:getClientConfig":
-            return {"subscriptionId": SUBSCRIPTION, "tenantId": TENANT, "clientId": "deployer", "objectId": "o"}
+            return {
+                "subscriptionId": SUBSCRIPTION,
+                "tenantId": TENANT,
+                "clientId": "deployer",
+                "objectId": "o",
+            }
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
@@ -138,7 +149,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.run = run
 
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             registration = self.resources.get(response.urn)

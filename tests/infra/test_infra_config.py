@@ -1,0 +1,58 @@
+"""Config validation rules, checked on the pure parser (the program-level errors are in test_infra_stack)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config import ConfigError, parse_config
+
+
+def parse(**values: str):
+    return parse_config(values, project="cosmic-chat", stack="dev", location="westeurope")
+
+
+def test_defaults_are_the_cheap_dev_setup():
+    cfg = parse()
+    assert (cfg.python_version, cfg.instance_memory_mb, cfg.max_instances) == ("3.12", 2048, 40)
+    assert (cfg.signalr_sku, cfg.signalr_tier, cfg.signalr_units) == ("Free_F1", "Free", 1)
+    assert cfg.serverless_cosmos and cfg.cosmos_max_throughput is None
+    assert cfg.message_ttl_seconds is None and cfg.deploy_code is True
+    assert cfg.tags == {"project": "cosmic-chat", "stack": "dev"}
+
+
+def test_autoscale_defaults_to_1000_and_accepts_steps_of_1000():
+    assert parse(cosmosCapacityMode="autoscale").cosmos_max_throughput == 1000
+    assert parse(cosmosCapacityMode="autoscale", cosmosMaxThroughput="6000").cosmos_max_throughput == 6000
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "fragment"),
+    [
+        ({"cosmosMaxThroughput": "4000"}, "cosmosMaxThroughput", "only with cosmosCapacityMode=autoscale"),
+        (
+            {"cosmosCapacityMode": "autoscale", "cosmosMaxThroughput": "1500"},
+            "cosmosMaxThroughput",
+            "steps of 1000",
+        ),
+        ({"cosmosCapacityMode": "provisioned"}, "cosmosCapacityMode", "serverless, autoscale"),
+        ({"signalrSku": "Free_F1", "signalrUnits": "2"}, "signalrUnits", "use one of 1"),
+        ({"signalrSku": "Standard_S1", "signalrUnits": "11"}, "signalrUnits", "10, 20"),
+        ({"maxInstances": "39"}, "maxInstances", "40 to 1000"),
+        ({"maxInstances": "many"}, "maxInstances", "whole number"),
+        ({"messageTtlSeconds": "0"}, "messageTtlSeconds", "rejects 0"),
+        ({"messageTtlSeconds": "1.5"}, "messageTtlSeconds", "whole number"),
+        ({"pythonVersion": "3.10"}, "pythonVersion", "out of support"),
+        ({"logRetentionDays": "7"}, "logRetentionDays", "30 to 730"),
+        ({"appName": "Bad_Name"}, "appName", "lowercase letters"),
+        ({"deployCode": "maybe"}, "deployCode", "true or false"),
+    ],
+)
+def test_each_rule_names_its_key(values, key, fragment):
+    with pytest.raises(ConfigError) as caught:
+        parse(**values)
+    assert caught.value.key == f"cosmic-chat:{key}"
+    assert fragment in str(caught.value)
+
+
+def test_ttl_minus_one_means_on_without_default_expiry():
+    assert parse(messageTtlSeconds="-1").message_ttl_seconds == -1
