@@ -1,5 +1,5 @@
-"""Cosmic Chat's Function App, read as a table of contents: each function is its declaration plus a call
-into `chat` or `proxies`. The contract is documented in docs/api.md and functions/openapi.yaml."""
+"""Cosmic Chat's Function App, read as a table of contents: each function is its declaration plus a call into
+`chat` or `proxies`. The contract is documented in docs/api.md and functions/openapi.yaml."""
 
 import azure.functions as func
 from chat import handlers

@@ -2,8 +2,7 @@
 delegates.
 
 Handlers take plain azure.functions objects so tests (and FileServer's in-process dispatch) call them
-directly.
-"""
+directly."""
 
 from __future__ import annotations
 

@@ -67,10 +67,8 @@ def history_window(
 
 def feed_messages(documents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One SignalR message per changed document, sent to the group of its room (the 2018 sample sent one per
-    batch
-    with a double-encoded argument). Documents that are not chat messages are skipped with a warning rather
-    than
-    failing the batch, which the trigger would otherwise retry forever."""
+    batch with a double-encoded argument). Documents that are not chat messages are skipped with a warning
+    rather than failing the batch, which the trigger would otherwise retry forever."""
     out: list[dict[str, Any]] = []
     for document in documents:
         message = public_message(document)

@@ -10,11 +10,11 @@ PRINCIPAL_ID_EXPRESSION = "{headers.x-ms-client-principal-id}"
 def auth_required() -> bool:
     """True when App Service authentication is on AND requires sign-in (set `CHAT_REQUIRE_AUTH=true`).
 
-    Only then is `x-ms-client-principal-id` present on every request (App Service strips client-sent copies).
-    A binding expression naming an absent header fails the whole invocation ("Error while accessing
-    'x-ms-client-principal-id': property doesn't exist", Azure/azure-functions-signalrservice-extension#58),
-    so
-    without required sign-in the negotiate binding must not mention the header at all."""
+    Only then is `x-ms-client-principal-id` present on every request (App Service strips client-sent
+    copies). A binding expression naming an absent header fails the whole invocation ("Error while
+    accessing 'x-ms-client-principal-id': property doesn't exist",
+    Azure/azure-functions-signalrservice-extension#58), so without required sign-in the negotiate binding
+    must not mention the header at all."""
     return os.environ.get("CHAT_REQUIRE_AUTH", "").strip().lower() in ("1", "true", "yes")
 
 

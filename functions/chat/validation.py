@@ -1,8 +1,7 @@
 """The input rules of the chat API, as pure functions: each returns clean data or raises ApiError.
 
 Rules follow the contract in docs/api.md. Lengths count Unicode code points after trimming, because that is
-what a person counts; control characters are refused because they corrupt logs and terminals and hide text.
-"""
+what a person counts; control characters are refused because they corrupt logs and terminals and hide text."""
 
 from __future__ import annotations
 

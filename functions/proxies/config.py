@@ -2,9 +2,7 @@
 
 Templates (backendUri and override values) may use `%APP_SETTING%`, route parameters `{name}`, and
 `{request.method}`, `{request.headers.<name>}`, `{request.querystring.<name>}`; response overrides may also
-use
-`{backend.response.statusCode}` and `{backend.response.headers.<name>}`. Unknown `{...}` expand to ''.
-"""
+use `{backend.response.statusCode}` and `{backend.response.headers.<name>}`. Unknown `{...}` expand to ''."""
 
 from __future__ import annotations
 

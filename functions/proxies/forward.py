@@ -1,8 +1,7 @@
 """Forwarding to an external backend with aiohttp: bounded in time and size, never blocking the event loop.
 
-The Python v2 HttpResponse is buffered, so the backend body is read in chunks up to a cap and returned whole;
-an over-long body is a 502 rather than unbounded memory. Timeouts → 504, connection failures → 502.
-"""
+The Python v2 HttpResponse is buffered, so the backend body is read in chunks up to a cap and returned
+whole; an over-long body is a 502 rather than unbounded memory. Timeouts → 504, connection failures → 502."""
 
 from __future__ import annotations
 

@@ -16,10 +16,9 @@ ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRAC
 
 class FunctionApp(func.FunctionApp):
     """azure-functions 1.26's `get_functions()` raises "does not have a unique function name" when called a
-    second
-    time (it keeps the names seen by the first call). The worker calls it once at indexing and FileServer
-    needs it
-    again at run time, so each call starts a fresh uniqueness check; duplicates within one call still fail."""
+    second time (it keeps the names seen by the first call). The worker calls it once at indexing and
+    FileServer needs it again at run time, so each call starts a fresh uniqueness check; duplicates within
+    one call still fail."""
 
     def get_functions(self) -> list[Any]:
         self.functions_bindings = None

@@ -1,12 +1,10 @@
 """FileServer: the catch-all HTTP function, driven by proxies.json.
 
-Order of decisions for a request that reached the catch-all:
-1. A path that one of the app's own HTTP functions routes, with a method none of them accepts → 405 + Allow
-   (the host sends such a request here because the catch-all accepts every method).
-2. The most specific proxy whose route matches and whose methods include the method (405 if only the method
-   differs) → its backend: this app in-process, a file under www/, or an external URL.
-3. Nothing matched → 404 (a JSON error under api/, the 404 page elsewhere).
-"""
+Order of decisions for a request that reached the catch-all: 1. A path that one of the app's own HTTP
+functions routes, with a method none of them accepts → 405 + Allow (the host sends such a request here
+because the catch-all accepts every method). 2. The most specific proxy whose route matches and whose
+methods include the method (405 if only the method differs) → its backend: this app in-process, a file
+under www/, or an external URL. 3. Nothing matched → 404 (a JSON error under api/, the 404 page elsewhere)."""
 
 from __future__ import annotations
 
@@ -96,11 +94,9 @@ def _is_this_app(netloc: str) -> bool:
 
 
 def _mapped_body(req: func.HttpRequest, template: Any, lookup: _Lookup) -> bytes:
-    """`backend.request.body`: a string is a template for the raw body; an object is a JSON template in
-    which a
-    value that is exactly `{request.body.<field>}` takes that field's JSON value (omitted when absent), so
-    types
-    survive and no text can break out of its string."""
+    """`backend.request.body`: a string is a template for the raw body; an object is a JSON template in which
+    a value that is exactly `{request.body.<field>}` takes that field's JSON value (omitted when absent),
+    so types survive and no text can break out of its string."""
     if isinstance(template, str):
         return config.expand(template, lookup).encode("utf-8")
     raw = req.get_body()

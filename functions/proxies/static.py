@@ -61,8 +61,7 @@ def safe_relative(path: str) -> str | None:
 
     The host has already percent-decoded the URL once; any '%' left means double encoding, which no file we
     serve needs, so it is refused rather than decoded again. Backslashes, NUL, drive letters and absolute
-    paths are
-    refused outright; '.' and '..' segments are refused rather than normalised."""
+    paths are refused outright; '.' and '..' segments are refused rather than normalised."""
     if any(ch in path for ch in ("\\", "\x00", "%")) or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
         return None
     if path.startswith("/") or re.match(r"[A-Za-z]:", path):

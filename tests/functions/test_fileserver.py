@@ -1,8 +1,8 @@
 """FileServer driven by proxies.json: routing, 405s, the 2018 aliases, overrides, static files, caching,
 traversal.
 
-Each test serves a throw-away www/ built in a temporary directory (WWW_ROOT), never the real client's files.
-"""
+Each test serves a throw-away www/ built in a temporary directory (WWW_ROOT), never the real client's
+files."""
 
 from __future__ import annotations
 

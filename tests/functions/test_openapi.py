@@ -48,7 +48,8 @@ def test_every_route_in_the_spec_exists_in_the_app_and_vice_versa(app_module):
 
 
 def test_operation_ids_name_the_functions(app_module):
-    ids = {op["operationId"] for item in spec()["paths"].values() for m, op in item.items() if m in HTTP_METHODS}
+    ids = {op["operationId"] for item in spec()["paths"].values() for m, op in item.items() if m in
+    HTTP_METHODS}
     assert {"SaveChat", "History", "SignalRConfiguration", "JoinRoom", "LeaveRoom"} <= ids
 
 
@@ -63,4 +64,5 @@ def test_documented_limits_are_the_enforced_ones():
     assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, validation.MAX_LIMIT,
                                                                       validation.DEFAULT_LIMIT)
     assert set(components["schemas"]["Message"]["required"]) == {"id", "room", "user", "text", "createdAt"}
-    assert set(components["schemas"]["Error"]["properties"]["error"]["required"]) == {"code", "message", "field"}
+    assert set(components["schemas"]["Error"]["properties"]["error"]["required"]) == {"code", "message",
+    "field"}

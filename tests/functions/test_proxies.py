@@ -1,6 +1,5 @@
 """The proxies.json engine: route templates, overrides, app settings, configuration errors and forwarding to
-an
-external backend (a real aiohttp server on 127.0.0.1 started by the test)."""
+an external backend (a real aiohttp server on 127.0.0.1 started by the test)."""
 
 from __future__ import annotations
 
