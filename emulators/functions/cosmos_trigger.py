@@ -13,8 +13,10 @@ Functions extension's observable behaviour:
   successful invocation; a failing batch is retried with exponential back-off and logged, never
   skipped (at-least-once).
 * `startFromBeginning` / `startFromTime` apply only to a lease without a checkpoint. A fresh lease
-  starting "now" checkpoints that position at once, so changes made while the host is down after
-  its first start are not lost.
+  starting "now" records that instant in the lease (`StartTime`) and reads from it (point in time,
+  second granularity, so at worst a change from the same second comes again): a host restarted
+  before the first change still misses nothing. (The SDK gives no continuation for an empty
+  "Now" page, and `last_response_headers` is shared by concurrent requests, so it cannot be used.)
 * Idle: `feedPollDelay` (ms) between polls, or, when the Cosmos emulator runs in this process,
   wake on its change notification instead.
 """
@@ -22,6 +24,7 @@ Functions extension's observable behaviour:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import socket
@@ -130,7 +133,7 @@ class ChangeFeedConsumer:
                 if getattr(e, "sub_status", None) == 1003 or "Owner resource does not exist" in str(e):
                     raise
                 body = {"id": self.lease_id, "LeaseToken": "0", "ContinuationToken": None,
-                        "Owner": self.owner, "timestamp": _now_iso(), "version": 1,
+                        "StartTime": _now_iso(), "Owner": self.owner, "timestamp": _now_iso(), "version": 1,
                         "properties": {"function": self.fd.name}}
                 try:
                     lease = await leases.create_item(body)
@@ -176,6 +179,9 @@ class ChangeFeedConsumer:
             kwargs["start_time"] = datetime.fromisoformat(str(self.start_from_time).replace("Z", "+00:00"))
         elif self.start_from_beginning:
             kwargs["start_time"] = "Beginning"
+        elif self._lease and self._lease.get("StartTime"):
+            started = datetime.fromisoformat(str(self._lease["StartTime"]).replace("Z", "+00:00"))
+            kwargs["start_time"] = started.replace(microsecond=0)
         else:
             kwargs["start_time"] = "Now"
         return kwargs
@@ -187,7 +193,7 @@ class ChangeFeedConsumer:
         async for page in pager:
             docs = [d async for d in page]
             break
-        return docs, pager.continuation_token or continuation
+        return docs, _resumable(pager.continuation_token) or continuation
 
     async def _idle(self) -> None:
         if self._sub is not None:
@@ -221,11 +227,7 @@ class ChangeFeedConsumer:
         while True:
             docs, token = await self._next_batch(continuation)
             if not docs:
-                if token and token != continuation:
-                    # A fresh "now" lease: remember where now was.
-                    continuation = token
-                    await self._write_lease(continuation)
-                elif time.monotonic() - self._lease_written > LEASE_RENEW:
+                if time.monotonic() - self._lease_written > LEASE_RENEW:
                     await self._write_lease(continuation)
                 await self._idle()
                 continue
@@ -259,6 +261,26 @@ class ChangeFeedConsumer:
             log.info("%s %s in %.1f ms (Succeeded, id=%s%s)", self.fd.name, what, ms, result.invocation_id,
                      f", after {attempt} attempts" if attempt > 1 else "")
             return
+
+
+def _resumable(token: str | None) -> str | None:
+    """azure-cosmos 4.17.1 cannot resume a continuation whose `startFrom` is a point in time
+    (`ChangeFeedStartFromPointInTime.from_json` reads milliseconds as seconds: "year 58877 is out of
+    range"). The start only matters for a range without its own token, and every range has one once
+    a page came back, so restate it as "Beginning" (the token is base64 JSON, as the SDK writes it)."""
+    if not token:
+        return token
+    try:
+        state = json.loads(base64.b64decode(token))
+    except ValueError:
+        return token
+    start = state.get("startFrom") if isinstance(state, dict) else None
+    ranges = (state.get("continuation") or {}).get("continuation") or [] if isinstance(state, dict) else []
+    if (isinstance(start, dict) and start.get("Type") == "PointInTime"
+            and ranges and all(r.get("token") for r in ranges)):
+        state["startFrom"] = {"Type": "Beginning"}
+        return base64.b64encode(json.dumps(state).encode()).decode()
+    return token
 
 
 def _short(e: BaseException) -> str:

@@ -40,7 +40,7 @@ class SignalRClients:
             value = self.settings.get(setting)
             if not value:
                 raise SignalRBindingError(f"connection setting {setting!r} is not set")
-            self._clients[setting] = ServiceClient.from_connection_string(value)
+            self._clients[setting] = ServiceClient(value)
         return self._clients[setting]
 
     async def close(self) -> None:

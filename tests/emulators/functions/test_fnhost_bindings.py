@@ -1,0 +1,204 @@
+"""Cosmos DB and SignalR bindings and the Cosmos DB trigger, against the real emulators in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import aiohttp
+import jwt
+import pytest
+from azure.cosmos import PartitionKey
+from azure.cosmos.aio import CosmosClient
+
+from emulators.cosmos import WELL_KNOWN_KEY
+from emulators.cosmos import start as start_cosmos
+from emulators.functions import start
+from emulators.signalr import WELL_KNOWN_ACCESS_KEY
+from emulators.signalr import start as start_signalr
+from emulators.smoke import Listener
+
+APP = Path(__file__).parent / "apps" / "bindings"
+DB = "testdb"
+
+
+@pytest.fixture
+async def services():
+    cosmos = await start_cosmos(port=0, data_dir=None)
+    signalr = await start_signalr(port=0)
+    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+        db = await client.create_database_if_not_exists(DB)
+        await db.create_container_if_not_exists("messages", partition_key=PartitionKey(path="/room"))
+        await db.create_container_if_not_exists("leases", partition_key=PartitionKey(path="/id"))
+    try:
+        yield cosmos, signalr
+    finally:
+        await signalr.close()
+        await cosmos.close()
+
+
+async def start_host(cosmos, signalr, notify=True):
+    return await start(APP, port=0, create_local_settings=False, settings_overrides={
+        "CosmosDBConnection": cosmos.connection_string,
+        "AzureSignalRConnectionString": signalr.connection_string,
+        "DB_NAME": DB,
+    }, change_notifier=cosmos.subscribe if notify else None, notifier_endpoint=cosmos.url)
+
+
+@pytest.fixture
+async def stack(services):
+    cosmos, signalr = services
+    host = await start_host(cosmos, signalr)
+    try:
+        yield cosmos, signalr, host
+    finally:
+        await host.close()
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def read_all(cosmos, container="messages"):
+    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+        c = client.get_database_client(DB).get_container_client(container)
+        return [d async for d in c.read_all_items()]
+
+
+async def wait_until(predicate, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def test_output_single_and_list_then_input_by_query_and_by_id(stack, http):
+    cosmos, _, host = stack
+    u = host.url
+    async with http.post(f"{u}/save/r1", json={"id": "b", "text": "first"}) as r:
+        assert r.status == 201
+    async with http.post(f"{u}/save/r1", json={"id": "b", "text": "overwritten"}) as r:
+        assert r.status == 201  # upsert: same id, same partition → replaced, not a conflict
+    async with http.post(f"{u}/save-many/r1", json=[{"id": "a", "text": "x"}, {"id": "c", "text": "y"}]) as r:
+        assert r.status == 201
+    async with http.post(f"{u}/save/r2", json={"id": "z", "text": "other room"}) as r:
+        assert r.status == 201
+    assert len(await read_all(cosmos)) == 4
+    async with http.get(f"{u}/list/r1") as r:
+        body = await r.json(content_type=None)
+    assert body == {"type": "DocumentList", "items": [{"id": "a", "text": "x"}, {"id": "b", "text": "overwritten"},
+                                                       {"id": "c", "text": "y"}]}
+    # A route value that looks like SQL is only ever a parameter value.
+    async with http.get(f"{u}/list/r1'%20OR%20'1'='1") as r:
+        assert (await r.json(content_type=None))["items"] == []
+    async with http.get(f"{u}/doc/r1/b") as r:
+        assert await r.json(content_type=None) == {"text": "overwritten", "count": 1}
+    async with http.get(f"{u}/doc/r2/b") as r:
+        assert r.status == 404
+
+
+async def test_connection_info_is_a_token_for_the_configured_service(stack, http):
+    _, signalr, host = stack
+    async with http.post(f"{host.url}/negotiate?user=ann") as r:
+        assert r.status == 200
+        info = await r.json()
+    assert info["url"] == f"{signalr.url}/client/?hub=chat"
+    claims = jwt.decode(info["accessToken"], WELL_KNOWN_ACCESS_KEY, algorithms=["HS256"],
+                        options={"verify_aud": False})
+    assert claims["asrs.s.uid"] == "ann"
+    assert claims["aud"] == "http://127.0.0.1/client/?hub=chat"  # the port is dropped, as the SDK does
+
+
+async def test_group_action_and_trigger_deliver_to_the_room_once(stack, http):
+    _, _, host = stack
+    async with http.post(f"{host.url}/negotiate?user=u1") as r:
+        info = await r.json()
+    inside, outside = Listener(info["url"], info["accessToken"]), Listener(info["url"], info["accessToken"])
+    await inside.start()
+    await outside.start()
+    try:
+        async with http.post(f"{host.url}/join/r1", json={"connectionId": inside.connection_id}) as r:
+            assert r.status == 202
+        async with http.post(f"{host.url}/join/r2", json={"connectionId": outside.connection_id}) as r:
+            assert r.status == 202
+        for i in range(5):
+            async with http.post(f"{host.url}/save/r1", json={"id": f"m{i}", "text": f"t{i}"}) as r:
+                assert r.status == 201
+        assert await inside.wait_for(lambda ms: len(ms) >= 5, 5)
+        await asyncio.sleep(0.3)
+        assert [m["id"] for m in inside.messages] == [f"m{i}" for i in range(5)]
+        assert outside.messages == []
+        seen = host.imported.module.SEEN
+        assert all(len(batch) <= 3 for batch in seen)  # max_items_per_invocation
+    finally:
+        await inside.stop()
+        await outside.stop()
+
+
+async def test_a_failing_group_action_fails_the_invocation(stack, http):
+    _, _, host = stack
+    async with http.post(f"{host.url}/bad-action") as r:
+        assert r.status == 500
+
+
+async def test_failing_batch_is_retried_with_backoff_and_nothing_is_skipped(stack, http, caplog):
+    caplog.set_level(logging.INFO, logger="emulators.functions")
+    cosmos, _, host = stack
+    module = host.imported.module
+    module.FAILURES["flaky"] = 2
+    for i, text in enumerate(["a", "flaky", "b"]):
+        async with http.post(f"{host.url}/save/r{i}", json={"id": f"x{i}", "text": text}) as r:
+            assert r.status == 201
+    assert await wait_until(lambda: sum(len(b) for b in module.SEEN) >= 3, timeout=8)
+    delivered = [t for b in module.SEEN for t in b]
+    assert sorted(delivered) == ["a", "b", "flaky"]
+    retries = [r.getMessage() for r in caplog.records if "retrying the same batch" in r.getMessage()]
+    assert len(retries) == 2 and "injected failure" in retries[0]
+    leases = await read_all(cosmos, "leases")
+    assert len(leases) == 1
+    lease = leases[0]
+    assert lease["Owner"] and lease["ContinuationToken"] and lease["timestamp"]
+
+
+async def test_restart_resumes_from_the_checkpoint(services, http):
+    cosmos, signalr = services
+    host = await start_host(cosmos, signalr)
+    async with http.post(f"{host.url}/save/r1", json={"id": "before", "text": "before"}) as r:
+        assert r.status == 201
+    assert await wait_until(lambda: host.imported.module.SEEN == [["before"]])
+    url = host.url
+    await host.close()
+    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+        c = client.get_database_client(DB).get_container_client("messages")
+        for i in range(4):
+            await c.upsert_item({"id": f"down{i}", "room": "r1", "text": f"down{i}"})
+    host = await start_host(cosmos, signalr, notify=False)  # also exercises the feed_poll_delay path
+    try:
+        module = host.imported.module
+        assert await wait_until(lambda: sum(len(b) for b in module.SEEN) >= 4, timeout=8)
+        await asyncio.sleep(0.6)
+        assert [t for b in module.SEEN for t in b] == [f"down{i}" for i in range(4)]
+        assert url  # (the first host's URL is gone; the second listens elsewhere)
+    finally:
+        await host.close()
+
+
+async def test_missing_lease_container_is_reported_not_created(services, caplog):
+    caplog.set_level(logging.INFO, logger="emulators.functions")
+    cosmos, signalr = services
+    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+        await client.get_database_client(DB).delete_container("leases")
+    host = await start_host(cosmos, signalr)
+    try:
+        assert await wait_until(lambda: any("unavailable" in r.getMessage() for r in caplog.records))
+        async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+            names = [c["id"] async for c in client.get_database_client(DB).list_containers()]
+        assert "leases" not in names
+    finally:
+        await host.close()
