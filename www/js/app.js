@@ -101,9 +101,10 @@ function isOwn(entry) {
   return entry.own || (state.name !== null && entry.user === state.name);
 }
 
-function render(room, options) {
+function render(room, options = {}) {
   if (room !== state.room) return;
-  ui.renderMessages(storeFor(room).list(), isOwn, options);
+  const store = storeFor(room);
+  ui.renderMessages(store.list(), isOwn, { ...options, loaded: store.loaded });
 }
 
 function setConnection(connState, detail = {}) {
@@ -179,7 +180,9 @@ async function syncRoom(epoch) {
         const page = await api.getMessages(room, { limit: PAGE_SIZE });
         if (epoch !== state.epoch) return;
         store.mergePage(page);
-        render(room, { forceScroll: !store.loaded });
+        const first = !store.loaded;
+        store.loaded = true;
+        render(room, { forceScroll: first });
       } else {
         await fetchMissed(api, room, {
           after,
@@ -374,6 +377,7 @@ function start() {
     onOpenRoom,
     onSaveName,
     onReconnectNow: () => {
+      if (!state.connection) return;
       state.offlineAttempt = 0;
       connectNow();
     },
@@ -386,8 +390,7 @@ function start() {
 
   const signalR = globalThis.signalR;
   if (!signalR) {
-    setConnection("offline");
-    ui.setNotice("The SignalR library (/lib/signalr.min.js) did not load: live updates are off.");
+    setConnection("offline", { note: "live updates unavailable: /lib/signalr.min.js did not load" });
   } else {
     state.connection = buildConnection(signalR);
   }

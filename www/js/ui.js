@@ -239,9 +239,10 @@ export function createUi(doc, handlers) {
    * button and the scroll position survive a render.
    * @param {object[]} entries
    * @param {(entry: object) => boolean} isOwn
-   * @param {{forceScroll?: boolean}} [options]
+   * @param {{forceScroll?: boolean, loaded?: boolean}} [options] `loaded`: the room's
+   *   history has arrived, so an empty list means an empty room (not "still loading").
    */
-  function renderMessages(entries, isOwn, { forceScroll = false } = {}) {
+  function renderMessages(entries, isOwn, { forceScroll = false, loaded = true } = {}) {
     const list = nodes.messages;
     const pinned = isNearBottom();
     const now = new Date();
@@ -266,6 +267,7 @@ export function createUi(doc, handlers) {
       else cursor = cursor.nextElementSibling;
     }
     nodes.empty.hidden = entries.length > 0;
+    nodes.empty.textContent = loaded ? "No messages yet. Say hello!" : "Loading messages…";
     if (forceScroll || pinned) scrollToEnd();
     else if (grew) nodes.jump.hidden = false;
   }
@@ -319,8 +321,9 @@ export function createUi(doc, handlers) {
       nodes.connection.dataset.state = state;
       const label = connectionLabel(state, detail);
       if (nodes.connectionText.textContent !== label) nodes.connectionText.textContent = label;
-      nodes.connectionRetry.textContent = state === "offline" ? retryLabel(detail.retryInMs) : "";
-      nodes.reconnectNow.hidden = state !== "offline";
+      nodes.connectionRetry.textContent = detail.note ?? (state === "offline" ? retryLabel(detail.retryInMs) : "");
+      // Without a retry schedule (e.g. the SignalR library is missing) there is nothing to hurry.
+      nodes.reconnectNow.hidden = state !== "offline" || detail.note !== undefined;
     },
 
     showComposerError(message) {
