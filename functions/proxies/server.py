@@ -12,12 +12,14 @@ import inspect
 import json
 import logging
 import os
+import weakref
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 from chat.errors import ApiError, json_response, method_not_allowed, not_found
+from chat.logs import invocation
 from chat.validation import MAX_BODY_BYTES
 
 from . import config, forward, static
@@ -29,14 +31,14 @@ log = logging.getLogger("cosmic_chat.fileserver")
 FILESERVER = "FileServer"
 STATIC_SCHEME = "www:"
 _SECRET_HEADER_PREFIXES = ("x-ms-client-principal", "x-ms-token-")
-_functions: dict[int, list[HttpFunction]] = {}
+_functions: weakref.WeakKeyDictionary[func.FunctionApp, list[HttpFunction]] = weakref.WeakKeyDictionary()
 
 
 def functions_of(app: func.FunctionApp) -> list[HttpFunction]:
-    key = id(app)
-    if key not in _functions:
-        _functions[key] = http_functions(app, exclude=FILESERVER)
-    return _functions[key]
+    """Read once per app: the function table does not change while the worker runs."""
+    if app not in _functions:
+        _functions[app] = http_functions(app, exclude=FILESERVER)
+    return _functions[app]
 
 
 def _allow_list(methods: set[str], head_with_get: bool = True) -> list[str]:
@@ -214,8 +216,7 @@ def _static(proxy: Proxy, target: str, method: str, req: func.HttpRequest) -> fu
     relative = target[len(STATIC_SCHEME) :].lstrip("/")
     template_path = (proxy.backend_uri or "")[len(STATIC_SCHEME) :]
     # Parts chosen by the request may not reach dependencies or hidden files; a literal target in
-    # proxies.json may
-    # (that is how /lib/signalr.min.js exposes exactly one file of node_modules).
+    # proxies.json may (that is how /lib/signalr.min.js exposes exactly one file of node_modules).
     segments = relative.split("/")
     if ("node_modules" in segments and "node_modules" not in template_path) or any(
         s.startswith(".") and s not in template_path for s in segments
@@ -267,6 +268,7 @@ async def _backend(
     )
 
 
+@invocation(FILESERVER)
 async def serve(
     app: func.FunctionApp,
     req: func.HttpRequest,

@@ -7,11 +7,14 @@ files."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import azure.functions as func
 import pytest
 from functions_testkit import Out, body_json, content_type
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 INDEX = b"<!doctype html><title>chat</title><p>index</p>"
 CONNECTION_INFO = json.dumps({"url": "https://signalr.example/client/?hub=chat", "accessToken": "t.o.k"})
@@ -231,3 +234,29 @@ async def test_2018_config_alias_negotiates(app_module, www):
     response = await call(app_module, "GET", "api/config")
     assert response.status_code == 200
     assert body_json(response) == json.loads(CONNECTION_INFO)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["..", ".", "", "a", "css", "site.css", "link-out", "link-file", "%2e", "\\",
+                                 "/", "C:", "\x00", "secret.txt", "~", "index.html"]), max_size=6))
+def test_no_path_resolves_outside_www(www, parts):
+    from proxies import static
+
+    for candidate in ("/".join(parts), "".join(parts)):
+        resolved = static.resolve(www.resolve(), candidate)
+        assert resolved is None or resolved.is_relative_to(www.resolve())
+
+
+async def test_one_log_line_per_fileserver_request(app_module, www, caplog):
+    with caplog.at_level(logging.INFO, logger="cosmic_chat"):
+        await call(app_module, "GET", "css/site.css")
+        await call(app_module, "POST", "api/save", {"user": "a", "message": "b"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "cosmic_chat"]
+    assert [line.split(" in ")[0] for line in lines] == ["FileServer 200", "SaveChat 201", "FileServer 201"]
+
+
+def test_funcignore_keeps_development_files_out_of_the_package():
+    from conftest import FUNCTIONS
+
+    ignored = (FUNCTIONS / ".funcignore").read_text().split()
+    assert {"tests/", "local.settings.json", ".venv/", "__pycache__/"} <= set(ignored)
