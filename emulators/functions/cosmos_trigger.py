@@ -44,6 +44,7 @@ log = logging.getLogger("emulators.functions")
 
 LEASE_EXPIRY = 60.0  # seconds without renewal before another owner may take a lease
 LEASE_RENEW = 17.0  # the change feed processor's renew interval
+NOTIFIED_IDLE = 5.0  # longest idle wait when the emulator's change notification wakes the consumer
 FIRST_RETRY = 0.5  # back-off for a failing batch: 0.5 s, 1 s, 2 s, ... capped
 MAX_RETRY = 30.0
 
@@ -197,7 +198,9 @@ class ChangeFeedConsumer:
 
     async def _idle(self) -> None:
         if self._sub is not None:
-            await self._sub.wait(self.poll_delay)
+            # The in-process notification is reliable, so no timed polling while idle; the timeout
+            # only keeps the lease renewed.
+            await self._sub.wait(NOTIFIED_IDLE)
         else:
             await asyncio.sleep(self.poll_delay)
 

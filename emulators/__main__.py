@@ -1,0 +1,162 @@
+"""`python -m emulators` (what `make run` starts): the whole chat on one machine, in one process.
+
+Starts the Cosmos DB emulator (8081), the SignalR Service emulator (8888) and the local Functions
+host (7071) serving `functions/` on one event loop; creates database `chat` with containers
+`messages` (/room) and `leases` (/id) if missing; the host's connection settings follow the ports
+chosen here. Data lives in `.data/` and survives restarts (`--in-memory` keeps none). Ctrl-C or
+SIGTERM stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "chat"
+CONTAINERS = {"messages": "/room", "leases": "/id"}
+
+
+class StartupError(RuntimeError):
+    """A one-line reason the stack cannot start."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m emulators", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1", help="interface for all three servers (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7071, help="Functions host / chat port (default 7071)")
+    p.add_argument("--cosmos-port", type=int, default=8081, help="Cosmos DB emulator port (default 8081)")
+    p.add_argument("--signalr-port", type=int, default=8888, help="SignalR emulator port (default 8888)")
+    p.add_argument("--in-memory", action="store_true", help="keep no data (default: persist in --data-dir)")
+    p.add_argument("--data-dir", type=Path, default=ROOT / ".data", help="where data lives (default .data/)")
+    p.add_argument("--app-dir", type=Path, default=ROOT / "functions", help="the Function App (default functions/)")
+    p.add_argument("--verbose", action="store_true", help="also log every Cosmos DB emulator request")
+    return p.parse_args(argv)
+
+
+def configure_logging(verbose: bool) -> None:
+    from emulators.functions import logs
+
+    # Unless asked, the Cosmos DB emulator's per-request lines (every binding call and change-feed
+    # read) would bury the host's one line per invocation.
+    logs.configure(logging.INFO, quiet=() if verbose else ("emulators.cosmos",))
+
+
+async def _started(what: str, port: int, coro: Any) -> Any:
+    try:
+        return await coro
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} ({what}) is already in use") from None
+        raise StartupError(f"{what} cannot listen on port {port}: {e.strerror or e}") from None
+
+
+def check_ports_free(host: str, ports: dict[str, int]) -> None:
+    """Fail before starting anything, so a busy port is the only thing printed."""
+    for what, port in ports.items():
+        if port == 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise StartupError(f"port {port} ({what}) is already in use") from None
+                raise StartupError(f"{what} cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
+async def ensure_containers(cosmos_url: str, key: str) -> None:
+    from azure.cosmos import PartitionKey
+    from azure.cosmos.aio import CosmosClient
+
+    async with CosmosClient(cosmos_url, credential=key) as client:
+        db = await client.create_database_if_not_exists(DATABASE)
+        for name, path in CONTAINERS.items():
+            await db.create_container_if_not_exists(name, partition_key=PartitionKey(path=path))
+
+
+class Stack:
+    """The three servers, started in dependency order and closed in reverse."""
+
+    def __init__(self) -> None:
+        self.cosmos: Any = None
+        self.signalr: Any = None
+        self.functions: Any = None
+
+    async def start(self, args: argparse.Namespace) -> None:
+        from emulators.cosmos import WELL_KNOWN_KEY
+        from emulators.cosmos import start as start_cosmos
+        from emulators.functions import FunctionLoadError, SettingsError
+        from emulators.functions import start as start_functions
+        from emulators.signalr import WELL_KNOWN_ACCESS_KEY
+        from emulators.signalr import start as start_signalr
+
+        check_ports_free(args.host, {"Cosmos DB emulator": args.cosmos_port, "SignalR emulator": args.signalr_port,
+                                     "Functions host": args.port})
+        data_dir = None if args.in_memory else Path(args.data_dir) / "cosmos"
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        self.cosmos = await _started("Cosmos DB emulator", args.cosmos_port, start_cosmos(
+            host=args.host, port=args.cosmos_port, data_dir=data_dir, key=WELL_KNOWN_KEY))
+        await ensure_containers(self.cosmos.url, WELL_KNOWN_KEY)
+        self.signalr = await _started("SignalR emulator", args.signalr_port, start_signalr(
+            host=args.host, port=args.signalr_port, key=WELL_KNOWN_ACCESS_KEY))
+        overrides = {
+            "CosmosDBConnection": self.cosmos.connection_string,
+            "AzureSignalRConnectionString": self.signalr.connection_string,
+        }
+        try:
+            self.functions = await _started("Functions host", args.port, start_functions(
+                args.app_dir, host=args.host, port=args.port, settings_overrides=overrides,
+                change_notifier=self.cosmos.subscribe, notifier_endpoint=self.cosmos.url))
+        except (FunctionLoadError, SettingsError) as e:
+            raise StartupError(str(e)) from None
+
+    async def close(self) -> None:
+        for part in (self.functions, self.signalr, self.cosmos):
+            if part is not None:
+                try:
+                    await part.close()
+                except Exception as e:  # keep closing the others
+                    logging.getLogger("emulators").warning("closing %s: %s", type(part).__name__, e)
+
+
+async def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.verbose)
+    started = time.perf_counter()
+    stack = Stack()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stack.start(args)
+    except StartupError as e:
+        await stack.close()
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    except BaseException:
+        await stack.close()
+        raise
+    where = "in memory (nothing kept)" if args.in_memory else f"data in {Path(args.data_dir).resolve()}"
+    print(f"Cosmic Chat is running at {stack.functions.url}/  (ready in {time.perf_counter() - started:.1f} s; "
+          f"Cosmos DB emulator {stack.cosmos.url}, SignalR emulator {stack.signalr.url}; {where}). "
+          "Ctrl-C stops it.", flush=True)
+    await stop.wait()
+    await stack.close()
+    print("Cosmic Chat stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
