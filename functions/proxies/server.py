@@ -8,6 +8,7 @@ under www/, or an external URL. 3. Nothing matched → 404 (a JSON error under a
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -169,6 +170,8 @@ def _apply_response_overrides(
             continue
         text = config.expand(config.app_settings(str(value)), lookup)
         if key == "response.statusCode":
+            if not text.isdigit() or not 100 <= int(text) <= 599:
+                raise ProxyConfigError(f"proxy {proxy.name}: response.statusCode {text!r} is not a status")
             status = int(text)
         elif key.startswith("response.headers."):
             name = key[len("response.headers.") :]
@@ -242,7 +245,8 @@ async def _backend(
         target = config.expand(config.app_settings(raw), _Lookup(req, values))
         if req.method not in ("GET", "HEAD"):
             return method_not_allowed(["GET", "HEAD"]).response()
-        return _static(proxy, target, req.method, req)
+        # Disk work (resolve, stat, read on a cache miss) runs off the event loop.
+        return await asyncio.to_thread(_static, proxy, target, req.method, req)
     lookup = _Lookup(req, values)
     method, headers, params, body = _request_overrides(req, proxy, lookup)
     if _is_this_app(urlsplit(raw).netloc):
@@ -302,7 +306,7 @@ async def serve(
             for proxy, _ in matching:
                 methods |= set(proxy.methods or ())
             return method_not_allowed(_allow_list(methods)).response()
-        return _not_found(path, method)
+        return await asyncio.to_thread(_not_found, path, method)
     except ApiError as error:
         return error.response()
     except ProxyConfigError as error:

@@ -276,3 +276,10 @@ async def test_string_body_template(app_module, backend):
     }
     await serve(app_module, proxies, "POST", "ext/42", body=b"ignored")
     assert seen[-1]["body"] == b"id=42"
+
+
+async def test_a_status_override_that_is_not_a_status_is_a_configuration_error(app_module):
+    proxies = {"bad": {"matchCondition": {"route": "/bad"}, "responseOverrides": {"response.statusCode": "OK"}}}
+    response = await serve(app_module, proxies, "GET", "bad")
+    assert response.status_code == 500
+    assert "statusCode" in body_json(response)["error"]["message"]
