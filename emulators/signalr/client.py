@@ -122,7 +122,18 @@ def _lookup(request: web.Request, hub: str) -> Connection | web.Response:
     return conn
 
 
-def _check_user(conn: Connection, claims: dict[str, Any]) -> web.Response | None:
+def _authorize_existing(request: web.Request, hub: str, conn: Connection,
+                        query_token_ok: bool) -> web.Response | None:
+    """A request on an existing connection: a token, if sent, must be valid and the connection's user's.
+
+    Without one, the unguessable connection token (obtained with a verified token at negotiate)
+    authenticates the request: signalrcore's long polls carry no Authorization header.
+    """
+    if auth.bearer_token(request.headers, request.query, allow_query=query_token_ok) is None:
+        return None
+    claims = _authenticate(request, hub, query_token_ok)
+    if isinstance(claims, web.Response):
+        return claims
     if conn.user_id is not None and auth.user_id(claims) != conn.user_id:
         return _unauthorized("The access token belongs to a different user than this connection.")
     return None
@@ -218,22 +229,22 @@ async def connect(request: web.Request) -> web.StreamResponse:
         return hub
     is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
     is_sse = "text/event-stream" in request.headers.get("Accept", "")
-    claims = _authenticate(request, hub, query_token_ok=is_ws or is_sse)
-    if isinstance(claims, web.Response):
-        return claims
+    conn: Connection | web.Response
     if is_ws and not request.query.get("id"):
         # No prior negotiate: the service accepts it (Python clients connect straight after a redirect).
-        conn: Connection | web.Response = state.create(hub, auth.user_id(claims), claims, version=0)
+        claims = _authenticate(request, hub, query_token_ok=True)
+        if isinstance(claims, web.Response):
+            return claims
+        conn = state.create(hub, auth.user_id(claims), claims, version=0)
     else:
         conn = _lookup(request, hub)
-        if not isinstance(conn, web.Response):
-            if conn.closed:  # a closed long-polling connection still hands out its last Close message
-                return await _drain_closed_poll(conn)
-    if isinstance(conn, web.Response):
-        return conn
-    mismatch = _check_user(conn, claims)
-    if mismatch is not None:
-        return mismatch
+        if isinstance(conn, web.Response):
+            return conn
+        refused = _authorize_existing(request, hub, conn, query_token_ok=is_ws or is_sse)
+        if refused is not None:
+            return refused
+        if conn.closed:  # a closed long-polling connection still hands out its last Close message
+            return await _drain_closed_poll(conn)
     wanted = WEBSOCKETS if is_ws else SSE if is_sse else LONG_POLLING
     if conn.transport is not None and conn.transport != wanted:
         return _text(400, "Cannot change transports mid-connection")
@@ -309,9 +320,7 @@ async def _sse(request: web.Request, state: ServiceState, conn: Connection) -> w
 async def _long_poll(request: web.Request, state: ServiceState, conn: Connection) -> web.StreamResponse:
     if conn.transport is None:
         # First poll: marks the connection as long polling and returns at once, empty (as ASP.NET Core).
-        conn.transport = LONG_POLLING
-        conn.sink = QueueSink("raw", state.limits.max_outgoing_buffer)
-        conn.created = conn.last_received = time.monotonic()
+        _start_long_polling(state, conn)
         return web.Response(status=200, body=b"", content_type="application/octet-stream")
     sink = conn.sink
     assert isinstance(sink, QueueSink)
@@ -340,6 +349,12 @@ async def _long_poll(request: web.Request, state: ServiceState, conn: Connection
             conn.last_received = time.monotonic()
 
 
+def _start_long_polling(state: ServiceState, conn: Connection) -> None:
+    conn.transport = LONG_POLLING
+    conn.sink = QueueSink("raw", state.limits.max_outgoing_buffer)
+    conn.created = conn.last_received = time.monotonic()
+
+
 async def _drain_closed_poll(conn: Connection) -> web.StreamResponse:
     sink = conn.sink
     if isinstance(sink, QueueSink) and sink.chunks:
@@ -353,21 +368,19 @@ async def send(request: web.Request) -> web.StreamResponse:
     hub = _hub_name(request)
     if isinstance(hub, web.Response):
         return hub
-    claims = _authenticate(request, hub, query_token_ok=False)
-    if isinstance(claims, web.Response):
-        return claims
     conn = _lookup(request, hub)
     if isinstance(conn, web.Response):
         return conn
+    refused = _authorize_existing(request, hub, conn, query_token_ok=False)
+    if refused is not None:
+        return refused
     if conn.closed:
         return _text(404, "No Connection with that ID")
-    mismatch = _check_user(conn, claims)
-    if mismatch is not None:
-        return mismatch
     if conn.transport == WEBSOCKETS:
         return _text(405, "POST requests are not allowed on WebSocket connections.")
     if conn.transport is None:
-        return _text(400, "The connection has no transport yet: open the SSE stream or poll first.")
+        # signalrcore posts its handshake before the first poll; SSE clients always open the stream first.
+        _start_long_polling(state, conn)
     data = await request.read()
     receive(state, conn, data, binary_transport=conn.transport == LONG_POLLING)
     return web.Response(status=200)
@@ -379,12 +392,12 @@ async def delete(request: web.Request) -> web.StreamResponse:
     hub = _hub_name(request)
     if isinstance(hub, web.Response):
         return hub
-    claims = _authenticate(request, hub, query_token_ok=False)
-    if isinstance(claims, web.Response):
-        return claims
     conn = _lookup(request, hub)
     if isinstance(conn, web.Response):
         return conn
+    refused = _authorize_existing(request, hub, conn, query_token_ok=False)
+    if refused is not None:
+        return refused
     if conn.transport != LONG_POLLING:
         return _text(400, "Cannot terminate this connection using the DELETE endpoint.")
     state.discard(conn)

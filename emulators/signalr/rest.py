@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -62,14 +61,12 @@ def _segments(request: web.Request) -> list[str]:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    started = time.monotonic()
     try:
-        response = await _handle(request)
+        return await _handle(request)
     except RestError as exc:
-        response = _error(exc.status, exc.code, exc.message, exc.target)
-    log.info("rest %s %s -> %d (%.1f ms)", request.method, request.rel_url.raw_path, response.status,
-             (time.monotonic() - started) * 1000)
-    return response
+        if exc.status >= 400:
+            log.info("rest %s %s refused: %s", request.method, request.path, exc.message)
+        return _error(exc.status, exc.code, exc.message, exc.target)
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
