@@ -32,8 +32,10 @@ async def backend():
             {"echo": request.path}, status=207, headers={"X-Backend": "yes", "X-Drop": "1"}
         )
 
+    release = asyncio.Event()
+
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(5)
+        await asyncio.wait_for(release.wait(), 5)
         return web.Response(text="late")
 
     async def big(request: web.Request) -> web.StreamResponse:
@@ -53,6 +55,7 @@ async def backend():
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     yield f"127.0.0.1:{port}", seen
+    release.set()
     await forward.close_sessions()
     await runner.cleanup()
 
@@ -279,7 +282,8 @@ async def test_string_body_template(app_module, backend):
 
 
 async def test_a_status_override_that_is_not_a_status_is_a_configuration_error(app_module):
-    proxies = {"bad": {"matchCondition": {"route": "/bad"}, "responseOverrides": {"response.statusCode": "OK"}}}
+    overrides = {"response.statusCode": "OK"}
+    proxies = {"bad": {"matchCondition": {"route": "/bad"}, "responseOverrides": overrides}}
     response = await serve(app_module, proxies, "GET", "bad")
     assert response.status_code == 500
     assert "statusCode" in body_json(response)["error"]["message"]
