@@ -37,9 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--signalr-port", type=int, default=8888, help="SignalR emulator port (default 8888)")
     p.add_argument("--in-memory", action="store_true", help="keep no data (default: persist in --data-dir)")
     p.add_argument("--data-dir", type=Path, default=ROOT / ".data", help="where data lives (default .data/)")
-    p.add_argument("--app-dir", type=Path, default=ROOT / "functions", help="the Function App (default functions/)")
+    p.add_argument("--app-dir", type=Path, default=ROOT / "functions",
+                   help="the Function App (default functions/)")
     p.add_argument("--verbose", action="store_true", help="also log every Cosmos DB emulator request")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.data_dir = Path(args.data_dir).resolve()
+    return args
 
 
 def configure_logging(verbose: bool) -> None:
@@ -100,8 +103,8 @@ class Stack:
         from emulators.signalr import WELL_KNOWN_ACCESS_KEY
         from emulators.signalr import start as start_signalr
 
-        check_ports_free(args.host, {"Cosmos DB emulator": args.cosmos_port, "SignalR emulator": args.signalr_port,
-                                     "Functions host": args.port})
+        check_ports_free(args.host, {"Cosmos DB emulator": args.cosmos_port,
+                                     "SignalR emulator": args.signalr_port, "Functions host": args.port})
         data_dir = None if args.in_memory else Path(args.data_dir) / "cosmos"
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -148,8 +151,9 @@ async def main(argv: list[str] | None = None) -> int:
     except BaseException:
         await stack.close()
         raise
-    where = "in memory (nothing kept)" if args.in_memory else f"data in {Path(args.data_dir).resolve()}"
-    print(f"Cosmic Chat is running at {stack.functions.url}/  (ready in {time.perf_counter() - started:.1f} s; "
+    where = "in memory (nothing kept)" if args.in_memory else f"data in {args.data_dir}"
+    ready = time.perf_counter() - started
+    print(f"Cosmic Chat is running at {stack.functions.url}/  (ready in {ready:.1f} s; "
           f"Cosmos DB emulator {stack.cosmos.url}, SignalR emulator {stack.signalr.url}; {where}). "
           "Ctrl-C stops it.", flush=True)
     await stop.wait()

@@ -59,17 +59,18 @@ class Listener:
             raise SmokeFailure("connected, but the SignalR service gave no connection id")
         return ids[0]
 
-    async def start(self, timeout: float = 10.0) -> None:
+    async def start(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         self._task = asyncio.create_task(self._client.run())
         opened = asyncio.create_task(self._opened.wait())
-        done, _ = await asyncio.wait({opened, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({opened, self._task}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
         if opened not in done:
             opened.cancel()
             if self._task in done and self._task.exception() is not None:
                 raise SmokeFailure(f"SignalR connection failed: {self._task.exception()!r}")
             raise SmokeFailure(f"SignalR connection to {self.url} did not open within {timeout:.0f} s")
 
-    async def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float) -> bool:
+    async def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float) -> bool:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
         while not predicate(self.messages):
             remaining = deadline - time.monotonic()
@@ -94,7 +95,8 @@ async def _call(http: aiohttp.ClientSession, method: str, url: str, expect: int,
         async with http.request(method, url, **kw) as r:
             text = await r.text()
             if r.status != expect:
-                raise SmokeFailure(f"{step}: {method} {url} answered {r.status} (expected {expect}): {text[:200]}")
+                raise SmokeFailure(
+                    f"{step}: {method} {url} answered {r.status} (expected {expect}): {text[:200]}")
             return json.loads(text) if text else None
     except aiohttp.ClientError as e:
         raise SmokeFailure(f"{step}: {method} {url} failed: {e}") from None
@@ -102,7 +104,7 @@ async def _call(http: aiohttp.ClientSession, method: str, url: str, expect: int,
         raise SmokeFailure(f"{step}: {method} {url} did not answer JSON") from None
 
 
-async def run(base: str, timeout: float = 15.0) -> dict[str, Any]:
+async def run(base: str, timeout: float = 15.0) -> dict[str, Any]:  # noqa: ASYNC109
     """The round trip; returns figures for the report, raises SmokeFailure."""
     base = base.rstrip("/")
     room = f"smoke-{uuid.uuid4().hex[:12]}"
@@ -119,7 +121,8 @@ async def run(base: str, timeout: float = 15.0) -> dict[str, Any]:
                         json={"connectionId": listener.connection_id})
             sent = time.perf_counter()
             body = {"id": message_id, "user": "smoke", "text": f"smoke test {room}"}
-            stored = await _call(http, "POST", f"{base}/api/rooms/{room}/messages", 201, "post message", json=body)
+            stored = await _call(http, "POST", f"{base}/api/rooms/{room}/messages", 201, "post message",
+                                 json=body)
             if not isinstance(stored, dict) or stored.get("id") != message_id:
                 raise SmokeFailure(f"post message: the answer does not echo id {message_id}")
             arrived = await listener.wait_for(lambda ms: any(isinstance(m, dict) and m.get("id") == message_id

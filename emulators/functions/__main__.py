@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m emulators.functions", description=__doc__)
-    p.add_argument("--app-dir", type=Path, default=ROOT / "functions", help="the Function App (default functions/)")
+    p.add_argument("--app-dir", type=Path, default=ROOT / "functions",
+                   help="the Function App (default functions/)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
     p.add_argument("--log-level", default="INFO")
@@ -38,7 +39,8 @@ async def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(f"Functions host running at {host.url}/ ({len(host.functions)} functions from {args.app_dir})", flush=True)
+    print(f"Functions host running at {host.url}/ ({len(host.functions)} functions from {args.app_dir})",
+          flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

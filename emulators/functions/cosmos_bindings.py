@@ -61,7 +61,8 @@ class CosmosClients:
             try:
                 parts = parse_connection_string(value)
             except ValueError as e:
-                raise CosmosConnectionError(f"connection setting {setting!r} is not a connection string: {e}") from None
+                raise CosmosConnectionError(
+                    f"connection setting {setting!r} is not a connection string: {e}") from None
             if "accountendpoint" not in parts or "accountkey" not in parts:
                 raise CosmosConnectionError(
                     f"connection setting {setting!r} needs AccountEndpoint=...;AccountKey=...;")

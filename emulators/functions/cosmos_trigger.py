@@ -108,8 +108,9 @@ class ChangeFeedConsumer:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            except (asyncio.CancelledError, Exception) as e:
+                if not isinstance(e, asyncio.CancelledError):
+                    log.warning("%s: change-feed consumer ended with %s", self.fd.name, e)
             self._task = None
         if self._sub is not None:
             self._sub.close()
@@ -146,7 +147,8 @@ class ChangeFeedConsumer:
             owner = lease.get("Owner")
             if owner and owner != self.owner and _age(lease.get("timestamp")) < LEASE_EXPIRY:
                 wait = max(1.0, LEASE_EXPIRY - _age(lease.get("timestamp")))
-                log.info("%s: lease %s held by %s; retrying in %.0f s", self.fd.name, self.lease_id, owner, wait)
+                log.info("%s: lease %s held by %s; retrying in %.0f s", self.fd.name, self.lease_id, owner,
+                         wait)
                 await asyncio.sleep(wait)
                 continue
             lease["Owner"] = self.owner
@@ -165,7 +167,8 @@ class ChangeFeedConsumer:
         lease["Owner"] = self.owner
         try:
             self._lease = await self._lease_container().replace_item(
-                self.lease_id, lease, etag=self._lease["_etag"], match_condition=MatchConditions.IfNotModified)
+                self.lease_id, lease, etag=self._lease["_etag"],
+                match_condition=MatchConditions.IfNotModified)
         except (cosmos_errors.CosmosAccessConditionFailedError, cosmos_errors.CosmosResourceNotFoundError):
             raise LeaseLost(self.lease_id) from None
         self._lease_written = time.monotonic()
@@ -226,7 +229,8 @@ class ChangeFeedConsumer:
         assert self._lease is not None
         continuation = self._lease.get("ContinuationToken")
         if continuation:
-            log.info("%s: resuming %s/%s from its checkpoint", self.fd.name, self.database, self.container_name)
+            log.info("%s: resuming %s/%s from its checkpoint", self.fd.name, self.database,
+                     self.container_name)
         while True:
             docs, token = await self._next_batch(continuation)
             if not docs:

@@ -40,7 +40,8 @@ class FunctionsHost:
         self.signalr = SignalRClients(settings)
         self.invoker = Invoker(
             str(app_dir),
-            inputs={"cosmosDB": CosmosInput(self.cosmos), "signalRConnectionInfo": SignalRConnectionInfoInput(self.signalr)},
+            inputs={"cosmosDB": CosmosInput(self.cosmos),
+                    "signalRConnectionInfo": SignalRConnectionInfoInput(self.signalr)},
             outputs={"cosmosDB": CosmosOutput(self.cosmos), "signalR": SignalROutput(self.signalr)},
         )
         self.front_door = HttpFrontDoor(settings, functions, self.invoker)
@@ -98,17 +99,26 @@ async def start(app_dir: Path | str = "functions", host: str = "127.0.0.1", port
                 create_local_settings: bool = True) -> FunctionsHost:
     """Load the app, bind the port, start the change-feed consumers. Raises FunctionLoadError /
     SettingsError / OSError (port in use) without leaving anything running."""
-    app_dir = Path(app_dir).resolve()
-    settings = HostSettings.load(app_dir, settings_overrides, create_local_settings)
-    settings.apply_to_environ()
+    def prepare() -> tuple[HostSettings, list[FunctionDef], ImportedScript]:
+        # File reads and the app import are blocking: done off the event loop, in start-up order
+        # (the app may read its settings from the environment at import time).
+        settings = HostSettings.load(Path(app_dir), settings_overrides, create_local_settings)
+        settings.apply_to_environ()
+        try:
+            functions, imported = load_app(settings.app_dir, settings.get)
+        except BaseException:
+            settings.restore_environ()
+            raise
+        return settings, functions, imported
+
+    settings, functions, imported = await asyncio.get_running_loop().run_in_executor(None, prepare)
     try:
-        functions, imported = await asyncio.get_running_loop().run_in_executor(
-            None, load_app, app_dir, settings.get)
-        fh = FunctionsHost(app_dir, settings, functions, change_notifier, notifier_endpoint)
-        fh.imported = imported
+        fh = FunctionsHost(settings.app_dir, settings, functions, change_notifier, notifier_endpoint)
     except BaseException:
         settings.restore_environ()
+        imported.unload()
         raise
+    fh.imported = imported
     try:
         await fh.serve(host, port)
         fh.start_triggers()

@@ -18,7 +18,7 @@ from aiohttp import web
 from . import conversion
 from .expressions import BindingExpressionError
 from .invoker import InvocationError, Invoker
-from .loader import FunctionDef
+from .loader import FunctionDef, FunctionLoadError
 from .routing import Route, Router, RouteTemplate, RouteTemplateError
 from .settings import HostSettings
 
@@ -42,7 +42,7 @@ def build_router(functions: Iterable[FunctionDef], route_prefix: str) -> Router:
         try:
             template = RouteTemplate.parse(full)
         except RouteTemplateError as e:
-            raise RouteTemplateError(f"function {fd.name!r}: route {route!r}: {e}") from None
+            raise FunctionLoadError(f"function {fd.name!r}: route {route!r}: {e}") from None
         methods = fd.trigger.get("methods")
         allowed = frozenset(str(m).upper() for m in methods) if methods else ALL_METHODS
         router.add(Route(template=template, methods=allowed, target=fd))
@@ -86,7 +86,8 @@ class HttpFrontDoor:
             self._cors(request, resp)
             resp.headers["Access-Control-Allow-Methods"] = request.headers["Access-Control-Request-Method"]
             if "Access-Control-Request-Headers" in request.headers:
-                resp.headers["Access-Control-Allow-Headers"] = request.headers["Access-Control-Request-Headers"]
+                requested = request.headers["Access-Control-Request-Headers"]
+                resp.headers["Access-Control-Allow-Headers"] = requested
             return resp
         resp = await self._dispatch(request)
         self._cors(request, resp)

@@ -62,7 +62,8 @@ class Invoker:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    async def invoke(self, fd: FunctionDef, trigger_datum: Datum, data: Mapping[str, Any]) -> InvocationResult:
+    async def invoke(self, fd: FunctionDef, trigger_datum: Datum,
+                     data: Mapping[str, Any]) -> InvocationResult:
         invocation_id = str(uuid.uuid4())
         kwargs: dict[str, Any] = {}
         try:
@@ -109,7 +110,8 @@ class Invoker:
             try:
                 return_datum = conversion.encode(fd.return_binding.type, result, fd.return_annotation)
                 if fd.return_binding.type != "http":
-                    await self.outputs[fd.return_binding.type].write(fd, fd.return_binding, return_datum, data)
+                    provider = self.outputs[fd.return_binding.type]
+                    await provider.write(fd, fd.return_binding, return_datum, data)
             except Exception as e:
                 raise InvocationError(f"return value ({fd.return_binding.type})", e) from e
         return InvocationResult(invocation_id, return_datum, http_outputs)

@@ -259,7 +259,8 @@ def index_app(app: func.FunctionRegister, get_setting: Callable[[str], str | Non
     return defs
 
 
-def load_app(app_dir: Path, get_setting: Callable[[str], str | None]) -> tuple[list[FunctionDef], ImportedScript]:
+def load_app(app_dir: Path,
+             get_setting: Callable[[str], str | None]) -> tuple[list[FunctionDef], ImportedScript]:
     script = get_setting("PYTHON_SCRIPT_FILE_NAME") or "function_app.py"
     imported = import_script(app_dir, script)
     try:

@@ -12,7 +12,8 @@ class _QuietSdk(logging.Filter):
     Using full range by default."), and azure-core dumps every request's headers; neither is news."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno < logging.WARNING and f"{'/'}azure{'/'}" in record.pathname.replace("\\", "/"))
+        path = record.pathname.replace("\\", "/")
+        return not (record.levelno < logging.WARNING and "/azure/" in path)
 
 
 def configure(level: str | int = logging.INFO, quiet: tuple[str, ...] = ()) -> None:

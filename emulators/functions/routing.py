@@ -10,6 +10,7 @@ catch-alls (`{*rest}` / `{**rest}`) and multi-part segments (`{name}.{ext}`).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import uuid
@@ -183,7 +184,7 @@ def _parse_segment(text: str) -> Segment:
         i += 1
     if literal:
         parts.append(Literal("".join(literal)))
-    for a, b in zip(parts, parts[1:], strict=False):
+    for a, b in itertools.pairwise(parts):
         if isinstance(a, Parameter) and isinstance(b, Parameter):
             raise RouteTemplateError(f"two parameters without a literal between them in {text!r}")
     return Segment(tuple(parts))

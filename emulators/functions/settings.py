@@ -72,13 +72,15 @@ class HostSettings:
         version = str(host_json.get("version", ""))
         if version != "2.0":
             raise SettingsError(f"{host_path}: \"version\" must be \"2.0\" (Functions v4), got {version!r}")
-        local_path = ensure_local_settings(app_dir) if create_local_settings else app_dir / "local.settings.json"
+        local_path = (ensure_local_settings(app_dir) if create_local_settings
+                      else app_dir / "local.settings.json")
         values: dict[str, str] = {}
         local_host: dict[str, Any] = {}
         if local_path is not None and local_path.exists():
             local = _read_json(local_path)
             if local.get("IsEncrypted"):
-                raise SettingsError(f"{local_path}: encrypted settings are not supported; set IsEncrypted false")
+                raise SettingsError(
+                    f"{local_path}: encrypted settings are not supported; set IsEncrypted false")
             raw_values = local.get("Values") or {}
             if not isinstance(raw_values, dict):
                 raise SettingsError(f"{local_path}: \"Values\" must be an object")

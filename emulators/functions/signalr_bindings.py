@@ -90,14 +90,16 @@ class SignalROutput:
         hub = _hub(binding, data)
         for raw in items:
             if not isinstance(raw, Mapping):
-                raise SignalRBindingError(f"a signalR output item must be a JSON object, got {type(raw).__name__}")
+                raise SignalRBindingError(
+                    f"a signalR output item must be a JSON object, got {type(raw).__name__}")
             item = _lower_keys(raw)
             if "action" in item:
                 await self._group_action(client, hub, item)
             elif "target" in item:
                 await self._message(client, hub, item)
             else:
-                raise SignalRBindingError("a signalR output item needs 'target' (message) or 'action' (group action)")
+                raise SignalRBindingError(
+                    "a signalR output item needs 'target' (message) or 'action' (group action)")
 
     async def _message(self, client: Any, hub: str, item: dict[str, Any]) -> None:
         target = item.get("target")

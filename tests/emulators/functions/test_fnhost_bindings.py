@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 
@@ -92,8 +91,8 @@ async def test_output_single_and_list_then_input_by_query_and_by_id(stack, http)
     assert len(await read_all(cosmos)) == 4
     async with http.get(f"{u}/list/r1") as r:
         body = await r.json(content_type=None)
-    assert body == {"type": "DocumentList", "items": [{"id": "a", "text": "x"}, {"id": "b", "text": "overwritten"},
-                                                       {"id": "c", "text": "y"}]}
+    assert body == {"type": "DocumentList", "items": [
+        {"id": "a", "text": "x"}, {"id": "b", "text": "overwritten"}, {"id": "c", "text": "y"}]}
     # A route value that looks like SQL is only ever a parameter value.
     async with http.get(f"{u}/list/r1'%20OR%20'1'='1") as r:
         assert (await r.json(content_type=None))["items"] == []

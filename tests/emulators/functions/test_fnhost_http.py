@@ -105,7 +105,7 @@ async def test_a_failing_handler_gives_500_json_without_trace_and_logs_it(basic_
     ok = [r.getMessage() for r in caplog.records if r.getMessage().startswith("items_literal")]
     assert not ok  # only invoked functions are logged
     await get_json(http, f"{basic_host.url}/items/new")
-    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("items_literal")][0]
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("items_literal"))
     assert "http GET /items/new" in line and "→ 200" in line and " ms " in line and "Succeeded" in line
 
 
@@ -123,7 +123,8 @@ async def test_settings_reach_the_app_as_environment_and_context_is_passed(basic
 
 async def test_environment_is_restored_after_close():
     before = os.environ.get("GREETING")
-    host = await start(APPS / "basic", port=0, create_local_settings=False, settings_overrides={"GREETING": "x"})
+    host = await start(APPS / "basic", port=0, create_local_settings=False,
+                       settings_overrides={"GREETING": "x"})
     assert os.environ["GREETING"] == "x"
     await host.close()
     assert os.environ.get("GREETING") == before
@@ -143,7 +144,8 @@ async def test_missing_percent_setting_stops_startup(tmp_path):
         await start(app, port=0)
 
 
-async def test_default_route_prefix_local_settings_created_from_sample_and_env_wins(tmp_path, http, monkeypatch):
+async def test_default_route_prefix_local_settings_created_from_sample_and_env_wins(
+        tmp_path, http, monkeypatch):
     app = tmp_path / "app"
     shutil.copytree(APPS / "prefixed", app)
     host = await start(app, port=0)
