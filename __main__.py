@@ -1,8 +1,7 @@
 """Pulumi program for Cosmic Chat: composes the components in infra/ and exports what a person needs.
 
 Order of creation (each arrow is a dependency): resource group + identity → Cosmos DB, SignalR, storage,
-monitoring
-and every role assignment of the identity → Function App → code deployment (publish, poll, probe).
+monitoring and every role assignment of the identity → Function App → code deployment (publish, poll, probe).
 """
 
 from __future__ import annotations
@@ -31,9 +30,8 @@ base = Foundation("foundation", cfg)
 rg_name = base.resource_group.name
 principal_id = base.identity.principal_id
 
-# Explicit app name, known before the app exists: SignalR CORS needs the origin, and SignalR (with its
-# role) is
-# created before the app. See infra.app.default_app_name for why this is not auto-named.
+# Explicit app name, known before the app exists: SignalR CORS needs the origin, and SignalR (with its role)
+# is created before the app. See infra.app.default_app_name for why this is not auto-named.
 app_name = (
     pulumi.Output.from_input(cfg.app_name)
     if cfg.app_name

@@ -150,7 +150,6 @@ class FunctionApp(pulumi.ComponentResource):
             site_config={
                 "appSettings": list(app_settings),
                 "minTlsVersion": "1.2",
-                "http20Enabled": True,
             },
             function_app_config=web.FunctionAppConfigArgs(
                 deployment=web.FunctionsDeploymentArgs(
@@ -203,6 +202,6 @@ def scm_host_of(states: Sequence[object] | None) -> str:
     for state in states or ():
         host_type = state.get("host_type") if isinstance(state, dict) else getattr(state, "host_type", None)
         name = state.get("name") if isinstance(state, dict) else getattr(state, "name", None)
-        if str(host_type) in ("Repository", str(web.HostType.REPOSITORY)) and name:
+        if getattr(host_type, "value", host_type) == web.HostType.REPOSITORY.value and name:
             return str(name)
     raise RuntimeError("the Function App reports no host name of type Repository (its SCM host) to deploy to")

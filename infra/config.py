@@ -1,10 +1,8 @@
 """The stack's configuration, read once and validated before any resource is declared.
 
-Every rule here exists because Azure (or our own code) would otherwise accept a value at `pulumi preview`
-and fail
-minutes into `pulumi up`, or fail later at run time. Errors name the config key, the rule and the
-accepted values,
-so a person can fix the stack file without reading this module.
+Every rule here exists because Azure (or our own code) would otherwise accept a value at `pulumi preview` and
+fail minutes into `pulumi up`, or fail later at run time. Errors name the config key, the rule and the
+accepted values, so a person can fix the stack file without reading this module.
 """
 
 from __future__ import annotations
@@ -16,9 +14,8 @@ from dataclasses import dataclass, field
 PROJECT = "cosmic-chat"
 
 # Python versions the Function App can run. 3.10 left support in October 2026; 3.13+ needs the 2.x
-# `azure-functions` library, while functions/requirements.txt pins 1.x and the package vendors wheels
-# built for
-# the chosen version. 3.12 is the default: supported until October 2028 on Flex Consumption.
+# `azure-functions` library, while functions/requirements.txt pins 1.x and the package vendors wheels built
+# for the chosen version. 3.12 is the default: supported until October 2028 on Flex Consumption.
 SUPPORTED_PYTHON_VERSIONS = ("3.11", "3.12")
 DEFAULT_PYTHON_VERSION = "3.12"
 

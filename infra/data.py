@@ -16,13 +16,12 @@ LEASES = "leases"
 def messages_indexing_policy() -> cosmosdb.IndexingPolicyArgs:
     """Indexing tuned for the History query, the only query the app runs.
 
-    History: `SELECT TOP n c.id, c.room, c.user, c.text, c.createdAt FROM c WHERE c.room = @room
-    ORDER BY c.createdAt DESC, c.id DESC` (and `c.createdAt > @after ORDER BY ... ASC` for catch-up).
-    A multi-property ORDER BY fails without a composite index matching it (or its exact inverse), so
-    (createdAt DESC, id DESC) is required; (room, createdAt, id) lets the equality filter and the sort use one
-    index. `text` is never filtered or sorted: excluding it makes every write cheaper (up to 2,000
-    characters of
-    text would otherwise be indexed term by term).
+    History: `SELECT TOP n c.id, c.room, c.user, c.text, c.createdAt FROM c WHERE c.room = @room ORDER BY
+    c.createdAt DESC, c.id DESC` (and `c.createdAt > @after ORDER BY ... ASC` for catch-up). A multi-property
+    ORDER BY fails without a composite index matching it (or its exact inverse), so (createdAt DESC, id DESC)
+    is required; (room, createdAt, id) lets the equality filter and the sort use one index. `text` is never
+    filtered or sorted: excluding it makes every write cheaper (up to 2,000 characters of text would otherwise
+    be indexed term by term).
     """
     desc = cosmosdb.CompositePathSortOrder.DESCENDING
     return cosmosdb.IndexingPolicyArgs(

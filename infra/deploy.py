@@ -2,8 +2,7 @@
 
 The provider is pickled (dill) into the state and run by Pulumi's dynamic-provider process, which imports
 `infra.deploy` from the project directory; everything it needs at run time (aiohttp, azure-identity, our
-publish
-module) is imported inside its methods.
+publish module) is imported inside its methods.
 """
 
 from __future__ import annotations
@@ -26,9 +25,8 @@ DEPLOY_TRIGGERS = ("sha256", "scm_url", "site_url")
 class PublishProvider(dynamic.ResourceProvider):
     """CRUD for "the package with this sha256 is what the app runs".
 
-    `token_getter` and `options` exist for tests (a fake publish endpoint); in a real run they are None
-    and the
-    provider uses azure-identity's DefaultAzureCredential and the default timings.
+    `token_getter` and `options` exist for tests (a fake publish endpoint); in a real run they are None and
+    the provider uses azure-identity's DefaultAzureCredential and the default timings.
     """
 
     def __init__(self, token_getter: Any = None, options: Any = None) -> None:

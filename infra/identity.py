@@ -12,8 +12,7 @@ class Foundation(pulumi.ComponentResource):
     """Resource group + user-assigned identity.
 
     A user-assigned identity exists before the app, so every role assignment can be granted (and start
-    propagating)
-    before the Function App is created; a system-assigned identity would only exist after it.
+    propagating) before the Function App is created; a system-assigned identity would only exist after it.
     """
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:

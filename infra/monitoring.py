@@ -10,9 +10,8 @@ from infra.config import StackConfig
 
 
 class Monitoring(pulumi.ComponentResource):
-    """Telemetry for the app. Local auth (instrumentation-key ingestion) is off: the host sends telemetry
-    with the
-    identity, which needs Monitoring Metrics Publisher on the component."""
+    """Telemetry for the app. Local auth (instrumentation-key ingestion) is off: the host sends telemetry with
+    the identity, which needs Monitoring Metrics Publisher on the component."""
 
     def __init__(
         self,

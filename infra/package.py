@@ -7,9 +7,8 @@ Layout (what the Flex host expects with RemoteBuild=false, where the zip is used
     www/node_modules/@microsoft/signalr/dist/browser/...   the SignalR browser bundle only
     .python_packages/lib/site-packages/...                 functions/requirements.txt, Linux x86_64 wheels
 
-Reproducible: entries sorted, timestamps fixed, Unix mode bits, one compression level, so the same inputs
-give the
-same bytes and the same sha256 — the deploy step redeploys only when that sha256 changes.
+Reproducible: entries sorted, timestamps fixed, Unix mode bits, one compression level, so the same inputs give
+the same bytes and the same sha256 — the deploy step redeploys only when that sha256 changes.
 """
 
 from __future__ import annotations
@@ -182,9 +181,9 @@ def vendor_dependencies(
 ) -> Path:
     """Install requirements as Linux x86_64 CPython wheels into a cached directory and return it.
 
-    Wheels only (`--only-binary=:all:`): pip cannot build sdists for another platform, and a remote build
-    is off.
-    The tree is cached by requirements_key, so an unchanged requirements.txt costs nothing on the next build.
+    Wheels only (`--only-binary=:all:`): pip cannot build sdists for another platform, and a remote build is
+    off. The tree is cached by requirements_key, so an unchanged requirements.txt costs nothing on the next
+    build.
     """
     key = requirements_key(requirements, python_version, platforms)
     target = cache_dir / f"site-packages-{key[:16]}"

@@ -1,13 +1,11 @@
 """Push a zip to a Flex Consumption app's /api/publish endpoint, follow the deployment, then probe the site.
 
-Plain async functions with the base URLs and the token getter injected, so the same code runs against the
-real SCM
-host during `pulumi up` (infra/deploy.py) and against a local fake endpoint in tests.
+Plain async functions with the base URLs and the token getter injected, so the same code runs against the real
+SCM host during `pulumi up` (infra/deploy.py) and against a local fake endpoint in tests.
 
-Protocol (Kudu on Flex): `POST {scm}/api/publish?RemoteBuild=false` with `Authorization: Bearer <ARM
-token>` and the
-zip as body answers 202 with the deployment id; `GET {scm}/api/deployments/{id}` reports `status` (4 success,
-3 failed); `GET {scm}/api/deployments/{id}/log` lists log entries, each maybe with a `details_url`.
+Protocol (Kudu on Flex): `POST {scm}/api/publish?RemoteBuild=false` with `Authorization: Bearer <ARM token>`
+and the zip as body answers 202 with the deployment id; `GET {scm}/api/deployments/{id}` reports `status` (4
+success, 3 failed); `GET {scm}/api/deployments/{id}/log` lists log entries, each maybe with a `details_url`.
 """
 
 from __future__ import annotations
@@ -60,7 +58,7 @@ class PublishOptions:
     max_backoff: float = 30.0
     poll_interval: float = 3.0
     poll_timeout: float = 900.0
-    probe_timeout: float = 300.0
+    probe_timeout: float = 900.0
     request_timeout: float = 600.0
 
 

@@ -12,12 +12,10 @@ from infra.config import StackConfig
 class Realtime(pulumi.ComponentResource):
     """SignalR Service + SignalR Service Owner for the app's identity.
 
-    Serverless mode: no hub server keeps connections; the Functions bindings negotiate and send through
-    the REST
-    API. With local (access key) auth disabled, the bindings authenticate with the identity, which needs
+    Serverless mode: no hub server keeps connections; the Functions bindings negotiate and send through the
+    REST API. With local (access key) auth disabled, the bindings authenticate with the identity, which needs
     SignalR Service Owner (the REST API and client-token generation). CORS allows only the app's origin
-    because
-    the browser calls the service's /client/negotiate cross-origin.
+    because the browser calls the service's /client/negotiate cross-origin.
     """
 
     def __init__(

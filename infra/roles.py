@@ -1,10 +1,8 @@
 """Azure RBAC role assignments for the app's managed identity, with deterministic names.
 
-A role assignment's name is a GUID that must be unique per scope. Deriving it (uuid5) from scope, role
-and principal
-means a re-run or an import finds the same assignment instead of failing with RoleAssignmentExists, and
-two stacks
-never collide.
+A role assignment's name is a GUID that must be unique per scope. Deriving it (uuid5) from scope, role and
+principal means a re-run or an import finds the same assignment instead of failing with RoleAssignmentExists,
+and two stacks never collide.
 """
 
 from __future__ import annotations

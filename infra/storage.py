@@ -14,9 +14,8 @@ DEPLOYMENT_CONTAINER = "app-package"
 class HostStorage(pulumi.ComponentResource):
     """Storage for the host (leases, timers, queues) and the deployment package, reachable only with Entra ID.
 
-    Shared keys are off, so nothing may use a connection string; `storage.Blob` would upload with the
-    shared key,
-    which is why the code goes through the app's /api/publish endpoint instead.
+    Shared keys are off, so nothing may use a connection string; `storage.Blob` would upload with the shared
+    key, which is why the code goes through the app's /api/publish endpoint instead.
     """
 
     def __init__(

@@ -1,8 +1,8 @@
 """Run the real `__main__.py` under Pulumi mocks and record what it declares.
 
 No Pulumi CLI, no plugins, no Azure: the mock monitor records each registered resource's inputs, parent and
-dependencies (URNs), the mocks fill in the output-only properties Azure would return (names, endpoints, principal
-ids, host names), and `pulumi.export` is captured so outputs can be resolved and checked.
+dependencies (URNs), the mocks fill in the output-only properties Azure would return (names, endpoints,
+principal ids, host names), and `pulumi.export` is captured so outputs can be resolved and checked.
 """
 
 from __future__ import annotations
@@ -74,7 +74,15 @@ def _arm_id(typ: str, name: str) -> str:
 
 
 class ChatMocks(pulumi.runtime.Mocks):
-    """What Azure would answer: output-only properties derived from the inputs."""
+    """What Azure would answer: output-only properties derived from the inputs.
+
+    `unique_host=True` plays a platform that gives the app a "secure unique default hostname"
+    (`<name>-<hash>.<region>-01.azurewebsites.net`) instead of `<name>.azurewebsites.net`.
+    """
+
+    def __init__(self, unique_host: bool = False) -> None:
+        super().__init__()
+        self.unique_host = unique_host
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
@@ -118,9 +126,10 @@ class ChatMocks(pulumi.runtime.Mocks):
                 uid: {"principalId": "p-1234-principal", "clientId": "c-5678-client"}
                 for uid in identity.get("userAssignedIdentities", [])
             }
+            host = f"{site}-d8c2f0a1b3.westeurope-01" if self.unique_host else site
             state.update(
                 identity=identity,
-                defaultHostName=f"{site}.azurewebsites.net",
+                defaultHostName=f"{host}.azurewebsites.net",
                 hostNameSslStates=[
                     {"name": f"{site}.azurewebsites.net", "hostType": "Standard"},
                     {"name": f"{site}.scm.azurewebsites.net", "hostType": "Repository"},
@@ -167,10 +176,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def run_program(config: dict[str, str], stack: str = "dev", preview: bool = False) -> Run:
+def run_program(
+    config: dict[str, str], stack: str = "dev", preview: bool = False, mocks: ChatMocks | None = None
+) -> Run:
     """Execute __main__.py under mocks with this config; return what it declared and exported (resolved)."""
     run = Run()
-    mocks = ChatMocks()
+    mocks = mocks or ChatMocks()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     exports: dict[str, Any] = {}

@@ -154,7 +154,7 @@ def test_entries_are_sorted_unix_with_fixed_dates_and_mode_bits(tree: Path, tmp_
 
 def test_missing_host_json_is_refused(tree: Path, tmp_path: Path):
     (tree / "functions" / "host.json").unlink()
-    with pytest.raises(FileNotFoundError, match="host.json"):
+    with pytest.raises(FileNotFoundError, match=r"host\.json"):
         build(tree, tmp_path / "app.zip")
 
 

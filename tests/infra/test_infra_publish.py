@@ -197,12 +197,12 @@ def test_dynamic_provider_failure_carries_the_deployment_log(package: Path):
     provider = PublishProvider(token_getter=lambda: TOKEN, options=FAST)
     script = Script(statuses=[3], log=[{"log_time": "t", "message": "Syntax error in function_app.py"}])
     with running_in_thread(FakeKudu(script)) as fake:
-        with pytest.raises(publish.DeploymentFailed, match="Syntax error in function_app.py"):
+        with pytest.raises(publish.DeploymentFailed, match=r"Syntax error in function_app\.py"):
             provider.create(props(fake, package, "c" * 64))
 
 
 def test_serialised_provider_loads_in_a_fresh_process_from_the_project_directory():
-    """Pulumi pickles the provider with dill and unpickles it in its dynamic-provider process (cwd = project)."""
+    """Pulumi pickles the provider with dill and unpickles it in its provider process (cwd = project)."""
     from pulumi.dynamic.dynamic import serialize_provider
 
     blob = serialize_provider(PublishProvider())

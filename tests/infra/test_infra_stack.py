@@ -7,8 +7,14 @@ import re
 import pytest
 
 from infra import roles
-from infra.app import FLEX_REJECTED_SETTINGS, FLEX_REJECTED_SITE_CONFIG
-from tests.infra.infra_harness import SUBSCRIPTION, Run, run_program, stack_config
+from infra.app import (
+    FLEX_REJECTED_SETTINGS,
+    FLEX_REJECTED_SITE_CONFIG,
+    default_app_name,
+    scm_host_of,
+    verify_host,
+)
+from tests.infra.infra_harness import SUBSCRIPTION, ChatMocks, Run, run_program, stack_config
 
 WEBAPP = "azure-native:web:WebApp"
 ROLE = "azure-native:authorization:RoleAssignment"
@@ -388,3 +394,35 @@ def test_missing_location_is_an_error_naming_the_key(build_dir, monkeypatch):
     monkeypatch.setenv("COSMIC_CHAT_BUILD_DIR", str(build_dir))
     with pytest.raises(Exception, match="azure-native:location"):
         run_program(stack_config("dev", location=None), stack="dev")
+
+
+def test_a_unique_default_hostname_fails_up_with_a_clear_message(build_dir, monkeypatch):
+    """A `<name>-<hash>.<region>-01...` host name would not match SignalR CORS: stop loudly."""
+    monkeypatch.setenv("COSMIC_CHAT_BUILD_DIR", str(build_dir))
+    config = stack_config("dev", {"cosmic-chat:deployCode": "false"})
+    with pytest.raises(
+        Exception, match=r"default host name is .*-01\.azurewebsites\.net.*SignalR CORS allows"
+    ):
+        run_program(config, stack="dev", mocks=ChatMocks(unique_host=True))
+
+
+def test_default_app_name_is_stable_valid_and_per_subscription():
+    name = default_app_name("cosmic-chat", "dev", SUBSCRIPTION)
+    assert name == default_app_name("cosmic-chat", "dev", SUBSCRIPTION)
+    assert name != default_app_name("cosmic-chat", "dev", "another-subscription")
+    assert name != default_app_name("cosmic-chat", "prod", SUBSCRIPTION)
+    long = default_app_name("cosmic-chat", "Feature_Branch." + "x" * 80, SUBSCRIPTION)
+    assert len(long) <= 60 and re.fullmatch(r"[a-z0-9][a-z0-9-]*[a-z0-9]", long)
+
+
+def test_host_checks_and_scm_host_selection():
+    assert verify_host("app.azurewebsites.net", "app.azurewebsites.net") == "app.azurewebsites.net"
+    with pytest.raises(RuntimeError, match="cosmic-chat:appName"):
+        verify_host("app-abc.westeurope-01.azurewebsites.net", "app.azurewebsites.net")
+    states = [
+        {"name": "app-h.westeurope-01.azurewebsites.net", "host_type": "Standard"},
+        {"name": "app-h.scm.westeurope-01.azurewebsites.net", "host_type": "Repository"},
+    ]
+    assert scm_host_of(states) == "app-h.scm.westeurope-01.azurewebsites.net"
+    with pytest.raises(RuntimeError, match="Repository"):
+        scm_host_of(states[:1])

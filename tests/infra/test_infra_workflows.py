@@ -1,4 +1,4 @@
-"""The GitHub workflows: actionlint-clean, OIDC without stored secrets, and the promised triggers and gates."""
+"""The GitHub workflows: actionlint-clean, OIDC without stored secrets, the promised triggers and gates."""
 
 from __future__ import annotations
 
