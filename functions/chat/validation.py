@@ -86,6 +86,9 @@ def _required_text(data: dict[str, object], field: str, limit: int, allow_newlin
         raise ApiError(400, "empty", f"{field} must not be empty", field)
     if len(value) > limit:
         raise ApiError(400, "too_long", f"{field} must be at most {limit} characters", field)
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        # A lone surrogate (JSON "\ud800") is not a character and cannot be stored as UTF-8.
+        raise ApiError(400, "invalid_unicode", f"{field} must not contain unpaired surrogates", field)
     if _has_control(value, allow_newline):
         rule = "control characters other than newline" if allow_newline else "control characters"
         raise ApiError(400, "control_character", f"{field} must not contain {rule}", field)

@@ -121,7 +121,10 @@ def _mapped_body(req: func.HttpRequest, template: Any, lookup: _Lookup) -> bytes
             out[key] = config.expand(value, lookup)
         else:
             out[key] = value
-    return json.dumps(out, ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(out, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escape it, so the target names the field that holds it
+        return json.dumps(out).encode("ascii")
 
 
 def _request_overrides(

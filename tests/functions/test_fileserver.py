@@ -220,6 +220,7 @@ async def test_2018_save_alias_writes_to_general(app_module, www):
         ({"message": "hi"}, "user"),
         (b"nope", "body"),
         ({"user": "a", "message": 5}, "text"),
+        (b'{"user": "a", "message": "\\ud800"}', "text"),
     ],
 )
 async def test_2018_save_alias_refusals_write_nothing(app_module, www, body, field):

@@ -85,7 +85,9 @@ def test_uuid_id_is_kept_lowercase():
         (body(user="x", text="a\r\nb"), 400, "control_character", "text"),
         (body(user="x", text="a\x00b"), 400, "control_character", "text"),
         (body(user="x", text="a\x85b"), 400, "control_character", "text"),
-        (body(user="x", text="y", id="not-a-uuid"), 400, "invalid_id", "id"),
+        (b'{"user": "x", "text": "a\\ud800b"}', 400, "invalid_unicode", "text"),
+    (b'{"user": "\\udfff", "text": "b"}', 400, "invalid_unicode", "user"),
+    (body(user="x", text="y", id="not-a-uuid"), 400, "invalid_id", "id"),
         (body(user="x", text="y", id="{3f2b8c1e-5d4a-4c2b-9a61-0e7f5b9d2c44}"), 400, "invalid_id", "id"),
         (body(user="x", text="y", id=7), 400, "invalid_id", "id"),
         (body(user="x", text="y", room="other"), 400, "unknown_field", "room"),
@@ -115,7 +117,7 @@ def test_any_text_is_accepted_or_refused_with_a_named_rule(text):
         data = parse_message(body(user="u", text=text))
     except ApiError as error:
         assert error.status == 400 and error.field == "text"
-        assert error.code in {"empty", "too_long", "control_character"}
+        assert error.code in {"empty", "too_long", "control_character", "invalid_unicode"}
     else:
         assert data.text == text.strip()
         assert data.text and len(data.text) <= 2000
