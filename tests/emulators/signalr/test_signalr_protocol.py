@@ -1,0 +1,231 @@
+"""Hub protocol codecs and the client endpoint's rules (negotiate, status codes, handshake, tokens)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import jwt
+import msgpack
+import pytest
+from signalr_helpers import RawClient
+
+from emulators.signalr import WELL_KNOWN_ACCESS_KEY, Emulator
+from emulators.signalr.protocol import (
+    JsonCodec,
+    MessagePackCodec,
+    ProtocolError,
+    encode_varint,
+    parse_handshake,
+)
+from emulators.signalr.service_client import ServiceClient
+
+# -- codecs ---------------------------------------------------------------------------------------
+
+
+def test_json_records_are_separated_and_must_be_complete() -> None:
+    codec = JsonCodec()
+    assert codec.encode({"type": 1, "target": "t", "arguments": ["é"]}) == (
+        '{"type":1,"target":"t","arguments":["é"]}\x1e'.encode()
+    )
+    frame = b'{"type":6}\x1e{"type":1,"target":"a","arguments":[]}\x1e'
+    assert [m["type"] for m in codec.decode(frame)] == [6, 1]
+    with pytest.raises(ProtocolError, match="incomplete"):
+        codec.decode(b'{"type":6}')
+    with pytest.raises(ProtocolError, match="Invalid JSON"):
+        codec.decode(b"{nope\x1e")
+    with pytest.raises(ProtocolError, match="target"):
+        codec.decode(b'{"type":1,"arguments":[]}\x1e')
+    with pytest.raises(ProtocolError, match="Unknown message type"):
+        codec.decode(b'{"type":42}\x1e')
+
+
+def test_messagepack_framing_matches_the_spec() -> None:
+    codec = MessagePackCodec()
+    assert encode_varint(0x7F) == b"\x7f"
+    assert encode_varint(0x80) == b"\x80\x01"
+    assert encode_varint(16384) == b"\x80\x80\x01"
+    assert codec.encode({"type": 6}) == b"\x02\x91\x06"  # the spec's Ping example
+    encoded = codec.encode({"type": 1, "target": "Target", "arguments": [1, "x"]})
+    assert encoded[0] == len(encoded) - 1
+    assert msgpack.unpackb(encoded[1:]) == [1, {}, None, "Target", [1, "x"], []]
+    close = codec.encode({"type": 7, "error": "bye", "allowReconnect": True})
+    assert msgpack.unpackb(close[1:]) == [7, "bye", True]
+    completion = codec.encode({"type": 3, "invocationId": "1", "error": "no"})
+    assert msgpack.unpackb(completion[1:]) == [3, {}, "1", 1, "no"]
+    # two messages in one frame, including signalrcore's 5-element invocation
+    body = msgpack.packb([1, {}, "7", "Send", ["a"]])
+    frame = encode_varint(len(body)) + body + b"\x02\x91\x06"
+    decoded = codec.decode(frame)
+    assert decoded[0]["target"] == "Send" and decoded[0]["invocationId"] == "7"
+    assert decoded[1] == {"type": 6}
+    with pytest.raises(ProtocolError, match="incomplete"):
+        codec.decode(b"\x05\x91")
+    with pytest.raises(ProtocolError):
+        codec.decode(b"\x01\xc1")  # 0xC1 is never used in MessagePack
+
+
+def test_handshake_rules() -> None:
+    assert parse_handshake(b'{"protocol":"json","version":1}', False).codec.name == "json"
+    assert parse_handshake(b'{"protocol":"messagepack","version":2}', True).codec.name == "messagepack"
+    assert parse_handshake(b'{"protocol":"json","version":0}', False).version == 0  # signalrcore
+    with pytest.raises(ProtocolError, match=r"Requested protocol 'xml' is not available\."):
+        parse_handshake(b'{"protocol":"xml","version":1}', True)
+    with pytest.raises(ProtocolError, match="does not support version 3"):
+        parse_handshake(b'{"protocol":"json","version":3}', True)
+    with pytest.raises(ProtocolError, match="Binary"):
+        parse_handshake(b'{"protocol":"messagepack","version":1}', False)  # e.g. over SSE
+    with pytest.raises(ProtocolError, match="version"):
+        parse_handshake(b'{"protocol":"json"}', True)
+
+
+# -- the client endpoint ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def client_token(
+    aud: str, lifetime: int = 3600, key: str = WELL_KNOWN_ACCESS_KEY, alg: str = "HS256", **claims
+):
+    now = int(time.time())
+    payload = {"aud": aud, "iat": now, "nbf": now, "exp": now + lifetime, **claims}
+    return jwt.encode(payload, key.encode(), algorithm=alg)
+
+
+async def test_negotiate_versions_and_statuses(
+    emulator: Emulator, http: aiohttp.ClientSession, service: ServiceClient
+) -> None:
+    token = service.client_connection_info("chat")["accessToken"]
+    auth = {"Authorization": f"Bearer {token}"}
+    base = f"{emulator.url}/client/negotiate?hub=chat"
+    async with http.post(base + "&negotiateVersion=1", headers=auth) as r:
+        v1 = await r.json()
+    assert v1["negotiateVersion"] == 1 and v1["connectionToken"] != v1["connectionId"]
+    assert [t["transport"] for t in v1["availableTransports"]] == [
+        "WebSockets",
+        "ServerSentEvents",
+        "LongPolling",
+    ]
+    assert v1["availableTransports"][0]["transferFormats"] == ["Text", "Binary"]
+    assert "useStatefulReconnect" not in v1
+    async with http.post(base, headers=auth) as r:  # Python clients send no version: v0
+        v0 = await r.json()
+    assert v0["negotiateVersion"] == 0 and "connectionToken" not in v0
+    async with http.post(base + "&negotiateVersion=7", headers=auth) as r:
+        assert (await r.json())["negotiateVersion"] == 1
+    async with http.post(base + "&negotiateVersion=x", headers=auth) as r:
+        assert r.status == 200
+        assert (await r.json()) == {"error": "The client requested a non-integer protocol version."}
+    async with http.get(base, headers=auth) as r:
+        assert r.status == 405
+    async with http.post(f"{emulator.url}/client/negotiate", headers=auth) as r:
+        assert r.status == 400 and "hub" in (await r.json())["error"]
+    client = f"{emulator.url}/client/?hub=chat"
+    async with http.post(client, headers=auth, data=b"x") as r:
+        assert r.status == 400 and await r.text() == "Connection ID required"
+    async with http.get(client + "&id=unknown", headers=auth) as r:
+        assert r.status == 404 and await r.text() == "No Connection with that ID"
+    async with http.post(client + "&id=unknown", headers=auth, data=b"x") as r:
+        assert r.status == 404
+    async with http.delete(client + "&id=unknown", headers=auth) as r:
+        assert r.status == 404
+
+
+async def test_transport_rules(
+    emulator: Emulator, http: aiohttp.ClientSession, service: ServiceClient
+) -> None:
+    token = service.client_connection_info("chat")["accessToken"]
+    ws_client = await RawClient.connect(emulator.url, token)
+    try:
+        conn = emulator.state.by_id[ws_client.connection_id]
+        url = f"{emulator.url}/client/?hub=chat&id={conn.token}"
+        auth = {"Authorization": f"Bearer {token}"}
+        async with http.get(url, headers=auth) as r:  # a long poll on a WebSocket connection
+            assert r.status == 400 and await r.text() == "Cannot change transports mid-connection"
+        async with http.post(url, headers=auth, data=b"{}") as r:
+            assert r.status == 405
+        async with http.delete(url, headers=auth) as r:
+            assert r.status == 400
+        with pytest.raises(aiohttp.WSServerHandshakeError) as second:
+            await http.ws_connect(url, headers=auth)
+        assert second.value.status == 409
+    finally:
+        await ws_client.close()
+
+
+@pytest.mark.filterwarnings("ignore::jwt.InsecureKeyLengthWarning")
+async def test_tokens_are_checked_like_the_service(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    port = emulator.port
+    good_auds = [
+        "http://127.0.0.1/client/?hub=chat",
+        f"http://127.0.0.1:{port}/client/?hub=chat",
+        "http://localhost/client/?hub=Chat",
+        "http://127.0.0.1/client/",
+    ]
+    for aud in good_auds:
+        for alg in ("HS256", "HS512"):
+            client = await RawClient.connect(emulator.url, client_token(aud, alg=alg))
+            await client.close()
+    bad = {
+        "expired": client_token(good_auds[0], lifetime=-60),
+        "not yet valid": client_token(good_auds[0], nbf=int(time.time()) + 600),
+        "wrong key": client_token(good_auds[0], key="K" * 44),
+        "other hub": client_token("http://127.0.0.1/client/?hub=admin"),
+        "other host": client_token("http://example.net/client/?hub=chat"),
+        "other port": client_token(f"http://127.0.0.1:{port + 1}/client/?hub=chat"),
+        "REST audience": client_token("http://127.0.0.1/api/hubs/chat/:send"),
+        "no exp": jwt.encode({"aud": good_auds[0]}, WELL_KNOWN_ACCESS_KEY.encode(), algorithm="HS256"),
+        "none alg": jwt.encode({"aud": good_auds[0], "exp": time.time() + 60}, None, algorithm="none"),
+    }
+    for why, token in bad.items():
+        async with http.post(
+            f"{emulator.url}/client/negotiate?hub=chat", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            assert r.status == 401, why
+            assert "error" in await r.json()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:  # WebSocket without negotiate
+            await http.ws_connect(f"{emulator.url}/client/?hub=chat&access_token={token}")
+        assert refused.value.status == 401, why
+    assert emulator.stats()["authFailures"] == 2 * len(bad)
+    assert emulator.stats()["connections"]["total"] == 0
+
+
+async def test_user_id_claims(emulator: Emulator) -> None:
+    aud = "http://127.0.0.1/client/?hub=chat"
+    for claim in ("asrs.s.uid", "nameid", "sub"):
+        client = await RawClient.connect(emulator.url, client_token(aud, **{claim: f"user-{claim}"}))
+        try:
+            assert emulator.state.by_id[client.connection_id].user_id == f"user-{claim}"
+        finally:
+            await client.close()
+
+
+async def test_token_of_another_user_cannot_use_a_connection(
+    emulator: Emulator, http: aiohttp.ClientSession, service: ServiceClient
+) -> None:
+    alice = service.client_connection_info("chat", "alice")["accessToken"]
+    mallory = service.client_connection_info("chat", "mallory")["accessToken"]
+    async with http.post(
+        f"{emulator.url}/client/negotiate?hub=chat&negotiateVersion=1",
+        headers={"Authorization": f"Bearer {alice}"},
+    ) as r:
+        token = (await r.json())["connectionToken"]
+    async with http.get(
+        f"{emulator.url}/client/?hub=chat&id={token}", headers={"Authorization": f"Bearer {mallory}"}
+    ) as r:
+        assert r.status == 401
+
+
+async def test_websocket_without_negotiate_is_accepted(emulator: Emulator, service: ServiceClient) -> None:
+    info = service.client_connection_info("chat", "pat")
+    client = await RawClient.connect(emulator.url, info["accessToken"], negotiate=False)
+    try:
+        await service.send_to_user("chat", "pat", "m", ["direct"])
+        assert (await client.next())["arguments"] == ["direct"]
+    finally:
+        await client.close()
