@@ -121,6 +121,9 @@ def test_exclusions_tests_caches_settings_venv_funcignore_symlinks(tree: Path, t
     ):
         assert banned not in listed, banned
     assert any("skipping symlink www/leak.txt" in line for line in logs)
+    # Progress a person sees while `pulumi up` builds: files zipped, then size and hash.
+    assert any(line.startswith("zip: ") and line.endswith("files") for line in logs)
+    assert any(line.startswith("built app.zip:") and result.sha256[:12] in line for line in logs)
 
 
 def test_same_inputs_same_bytes_even_with_new_mtimes(tree: Path, tmp_path: Path):
