@@ -71,7 +71,8 @@ async def post(http: aiohttp.ClientSession, base: str, room: str, user: str, tex
 
 async def history(http: aiohttp.ClientSession, base: str, room: str,
                   **params: Any) -> list[dict[str, Any]]:
-    async with http.get(f"{base}/api/rooms/{room}/messages", params={k: str(v) for k, v in params.items()}) as r:
+    query = {k: str(v) for k, v in params.items()}
+    async with http.get(f"{base}/api/rooms/{room}/messages", params=query) as r:
         assert r.status == 200, await r.text()
         return (await r.json())["messages"]
 
