@@ -62,13 +62,14 @@ def expected_host(app_name: str) -> str:
     return f"{app_name}.azurewebsites.net"
 
 
-def verify_host(actual: str | None, expected: str) -> str:
-    """Fail `pulumi up` loudly if Azure gave the app another default host name than SignalR CORS allows."""
-    if actual and actual.lower() != expected.lower():
+def verify_host(actual: str | None, expected: str, extra_origins: Sequence[str] = ()) -> str:
+    """Fail `pulumi up` loudly if Azure gave the app a default host name that SignalR CORS does not allow."""
+    allowed = {f"https://{expected}".lower(), *(o.lower() for o in extra_origins)}
+    if actual and f"https://{actual}".lower() not in allowed:
         raise RuntimeError(
-            f"the Function App's default host name is {actual}, but SignalR CORS allows https://{expected}; "
-            "the platform assigned a unique default host name. Set cosmic-chat:appName to a new name and run "
-            "`pulumi up` again, or extend infra/realtime.py with the actual origin."
+            f"the Function App's default host name is {actual}, but SignalR CORS allows only "
+            f"{', '.join(sorted(allowed))}, so browsers would be refused. Allow it and run `pulumi up` "
+            f"again: pulumi config set cosmic-chat:extraCorsOrigins https://{actual}"
         )
     return actual or expected
 
@@ -191,7 +192,7 @@ class FunctionApp(pulumi.ComponentResource):
             opts=child,
         )
         self.site_host = pulumi.Output.all(self.app.default_host_name, app_name).apply(
-            lambda v: verify_host(v[0], expected_host(v[1]))
+            lambda v: verify_host(v[0], expected_host(v[1]), cfg.extra_cors_origins)
         )
         self.scm_host = self.app.host_name_ssl_states.apply(scm_host_of)
         self.register_outputs({"name": self.app.name, "site_host": self.site_host})

@@ -47,10 +47,14 @@ KNOWN_KEYS: dict[str, str] = {
     "messageTtlSeconds": "time to live of chat messages",
     "logRetentionDays": "Log Analytics retention",
     "appName": "explicit Function App name",
+    "extraCorsOrigins": "more browser origins allowed by SignalR CORS",
     "deployCode": "package and deploy the code during pulumi up",
 }
 
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,58}[a-z0-9]$")
+_ORIGIN = re.compile(
+    r"^https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?$"
+)
 
 
 class ConfigError(ValueError):
@@ -78,6 +82,7 @@ class StackConfig:
     message_ttl_seconds: int | None = None
     log_retention_days: int = 30
     app_name: str | None = None
+    extra_cors_origins: tuple[str, ...] = ()
     deploy_code: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -218,6 +223,19 @@ def parse_config(
                 "not starting or ending with a hyphen",
             )
 
+    origins: list[str] = []
+    for origin in str(values.get("extraCorsOrigins", "")).split(","):
+        origin = origin.strip().lower()
+        if not origin:
+            continue
+        if not _ORIGIN.match(origin):
+            raise ConfigError(
+                key("extraCorsOrigins"),
+                f"{origin!r} is not an origin; give comma-separated https://host[:port] values "
+                "(no path, no trailing slash, no wildcard)",
+            )
+        origins.append(origin)
+
     deploy_code = _bool(key("deployCode"), values.get("deployCode", "true"))
 
     return StackConfig(
@@ -234,6 +252,7 @@ def parse_config(
         message_ttl_seconds=ttl,
         log_retention_days=retention,
         app_name=app_name,
+        extra_cors_origins=tuple(dict.fromkeys(origins)),
         deploy_code=deploy_code,
         tags={"project": project, "stack": stack},
     )

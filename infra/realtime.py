@@ -47,7 +47,9 @@ class Realtime(pulumi.ComponentResource):
                     flag=signalrservice.FeatureFlags.ENABLE_CONNECTIVITY_LOGS, value="True"
                 ),
             ],
-            cors=signalrservice.SignalRCorsSettingsArgs(allowed_origins=[app_origin]),
+            cors=signalrservice.SignalRCorsSettingsArgs(
+                allowed_origins=[app_origin, *cfg.extra_cors_origins]
+            ),
             disable_local_auth=True,
             disable_aad_auth=False,
             public_network_access="Enabled",

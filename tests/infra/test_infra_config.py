@@ -45,6 +45,9 @@ def test_autoscale_defaults_to_1000_and_accepts_steps_of_1000():
         ({"logRetentionDays": "7"}, "logRetentionDays", "30 to 730"),
         ({"appName": "Bad_Name"}, "appName", "lowercase letters"),
         ({"deployCode": "maybe"}, "deployCode", "true or false"),
+        ({"extraCorsOrigins": "https://a.example.org/path"}, "extraCorsOrigins", "no path"),
+        ({"extraCorsOrigins": "http://a.example.org"}, "extraCorsOrigins", "https://host"),
+        ({"extraCorsOrigins": "*"}, "extraCorsOrigins", "no wildcard"),
     ],
 )
 def test_each_rule_names_its_key(values, key, fragment):
@@ -56,3 +59,10 @@ def test_each_rule_names_its_key(values, key, fragment):
 
 def test_ttl_minus_one_means_on_without_default_expiry():
     assert parse(messageTtlSeconds="-1").message_ttl_seconds == -1
+
+
+def test_extra_cors_origins_are_normalised_and_deduplicated():
+    cfg = parse(
+        extraCorsOrigins=" https://Chat.Example.org , https://chat.example.org,https://x.example.org:8443"
+    )
+    assert cfg.extra_cors_origins == ("https://chat.example.org", "https://x.example.org:8443")

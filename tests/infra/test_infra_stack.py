@@ -417,8 +417,10 @@ def test_default_app_name_is_stable_valid_and_per_subscription():
 
 def test_host_checks_and_scm_host_selection():
     assert verify_host("app.azurewebsites.net", "app.azurewebsites.net") == "app.azurewebsites.net"
-    with pytest.raises(RuntimeError, match="cosmic-chat:appName"):
-        verify_host("app-abc.westeurope-01.azurewebsites.net", "app.azurewebsites.net")
+    unique = "app-abc.westeurope-01.azurewebsites.net"
+    with pytest.raises(RuntimeError, match=f"config set cosmic-chat:extraCorsOrigins https://{unique}"):
+        verify_host(unique, "app.azurewebsites.net")
+    assert verify_host(unique, "app.azurewebsites.net", [f"https://{unique}"]) == unique
     states = [
         {"name": "app-h.westeurope-01.azurewebsites.net", "host_type": "Standard"},
         {"name": "app-h.scm.westeurope-01.azurewebsites.net", "host_type": "Repository"},
@@ -426,3 +428,21 @@ def test_host_checks_and_scm_host_selection():
     assert scm_host_of(states) == "app-h.scm.westeurope-01.azurewebsites.net"
     with pytest.raises(RuntimeError, match="Repository"):
         scm_host_of(states[:1])
+
+
+def test_extra_cors_origins_are_added_and_accept_a_unique_host(build_dir, monkeypatch):
+    monkeypatch.setenv("COSMIC_CHAT_BUILD_DIR", str(build_dir))
+    app_name = default_app_name("cosmic-chat", "dev", SUBSCRIPTION)
+    unique = f"https://{app_name}-d8c2f0a1b3.westeurope-01.azurewebsites.net"
+    config = stack_config(
+        "dev",
+        {
+            "cosmic-chat:deployCode": "false",
+            "cosmic-chat:extraCorsOrigins": f"{unique}, https://chat.example.org",
+        },
+    )
+    run = run_program(config, stack="dev", mocks=ChatMocks(unique_host=True))
+    cors = run.one("azure-native:signalrservice:SignalR").inputs["cors"]["allowedOrigins"]
+    assert cors == [f"https://{app_name}.azurewebsites.net", unique, "https://chat.example.org"]
+    assert run.outputs["site_url"] == unique
+    assert run.outputs["negotiate_url"] == f"{unique}/api/negotiate"
