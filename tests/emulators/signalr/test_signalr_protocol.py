@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -229,3 +230,21 @@ async def test_websocket_without_negotiate_is_accepted(emulator: Emulator, servi
         assert (await client.next())["arguments"] == ["direct"]
     finally:
         await client.close()
+
+
+async def test_an_expired_token_ends_a_long_polling_connection(
+    emulator: Emulator, http: aiohttp.ClientSession, service: ServiceClient
+) -> None:
+    """Each long poll carries the token again (the JS client sends it): once it expires, polls get 401."""
+    tok = service.client_connection_info("chat", "short", lifetime=1)["accessToken"]
+    headers = {"Authorization": f"Bearer {tok}"}
+    async with http.post(
+        f"{emulator.url}/client/negotiate?hub=chat&negotiateVersion=1", headers=headers
+    ) as r:
+        url = f"{emulator.url}/client/?hub=chat&id={(await r.json())['connectionToken']}"
+    async with http.get(url, headers=headers) as r:
+        assert r.status == 200
+    await asyncio.sleep(2.1)  # exp has whole-second resolution
+    async with http.get(url, headers=headers) as r:
+        assert r.status == 401
+        assert "expired" in (await r.json())["error"]
