@@ -8,6 +8,7 @@ principal ids, host names), and `pulumi.export` is captured so outputs can be re
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 def run_program(
     config: dict[str, str], stack: str = "dev", preview: bool = False, mocks: ChatMocks | None = None
 ) -> Run:
-    """Execute __main__.py under mocks with this config; return what it declared and exported (resolved)."""
+    """Execute __main__.py under mocks with this config; return what it declared and exported (resolved).
+
+    Runs in a worker thread with its own event loop, so the caller's thread keeps its asyncio state.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_run_program, config, stack, preview, mocks).result()
+
+
+def _run_program(config: dict[str, str], stack: str, preview: bool, mocks: ChatMocks | None) -> Run:
     run = Run()
     mocks = mocks or ChatMocks()
     loop = asyncio.new_event_loop()
