@@ -23,17 +23,35 @@ WELL_KNOWN_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGy
 MAX_CLOCK_SKEW_SECONDS = 15 * 60
 
 
+def is_rid_path(segments: list[str]) -> bool:
+    """The SDK's rule: ``dbs/<8 base64 chars>/…`` is addressed by resource ids (RIDs), not names."""
+    if len(segments) < 2 or segments[0].lower() != "dbs" or len(segments[1]) != 8:
+        return False
+    try:
+        base64.b64decode(segments[1].replace("-", "/"), validate=True)
+    except binascii.Error:
+        return False
+    return True
+
+
 def resource_type_and_link(segments: list[str]) -> tuple[str, str]:
     """Signed resource type and link from the decoded path segments.
 
     Odd count: the last segment names a feed (``dbs``, ``docs``…) of the parent link; even count: the path
-    addresses one resource whose type is the second-to-last segment.
+    addresses one resource whose type is the second-to-last segment. Name links are signed as the full
+    path with names unescaped; RID links as the lower-cased RID of the addressed (or parent) resource.
+    The partition-key delete operation is signed as type ``colls`` on its container.
     """
     if not segments:
         return "", ""
+    if len(segments) == 6 and segments[4] == "operations":
+        rtype, link = "colls", "/".join(segments[:4])  # the SDK signs this as a container operation
+        return rtype, segments[3].lower() if is_rid_path(segments) else link
+    rid = is_rid_path(segments)
     if len(segments) % 2 == 1:
-        return segments[-1], "/".join(segments[:-1])
-    return segments[-2], "/".join(segments)
+        rtype, link = segments[-1], "/".join(segments[:-1])
+        return rtype, (segments[-2].lower() if rid and len(segments) > 1 else link)
+    return segments[-2], (segments[-1].lower() if rid else "/".join(segments))
 
 
 def sign(key: str, verb: str, resource_type: str, resource_link: str, date: str) -> str:

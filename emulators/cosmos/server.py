@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from . import partition
-from .auth import Authenticator
+from .auth import Authenticator, is_rid_path
 from .errors import CosmosError, bad_request
 from .notify import NotificationHub
 from .store import MAX_ITEM_BYTES, FeedPage, ItemResult, Store
@@ -86,6 +86,8 @@ class CosmosApp:
         try:
             segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else []
             self.auth.verify(request.method, segments, request.headers)
+            if is_rid_path(segments):
+                segments = await self.run(self.store.resolve_rids, segments)
             length = request.content_length
             if length is not None and length > _BODY_LIMIT:
                 raise CosmosError(
@@ -133,6 +135,9 @@ class CosmosApp:
             return await self.containers(request, seg[1])
         if n == 4:
             return await self.container(request, seg[1], seg[3])
+        if n == 6 and seg[4] == "operations" and seg[5] == "partitionkeydelete" and method == "POST":
+            lsn = await self.run(self.store.delete_partition, seg[1], seg[3], self.pk_header(request))
+            return web.Response(status=200, headers=self.coll_headers(seg[1], seg[3], lsn))
         if n == 5 and seg[4] == "pkranges":
             return await self.pkranges(request, seg[1], seg[3])
         if seg[4] != "docs":
@@ -472,6 +477,18 @@ class CosmosApp:
     async def query(self, request: web.Request, db: str, coll: str) -> web.Response:
         self.check_range_id(request)
         text, params = self.query_spec(await self.json_body(request, ("application/query+json", _JSON)))
+        h = request.headers
+        if (
+            h.get("x-ms-documentdb-partitionkey") is None
+            and h.get("x-ms-start-epk") is None
+            and h.get("x-ms-end-epk") is None
+            and not _true(h.get("x-ms-documentdb-query-enablecrosspartition"))
+        ):
+            raise bad_request(
+                "Cross partition query is required but disabled. Please set "
+                "x-ms-documentdb-query-enablecrosspartition to true, specify x-ms-documentdb-partitionkey, "
+                "or revise your query to target a single partition."
+            )
         page = await self.run(
             self.store.query,
             db,

@@ -360,6 +360,10 @@ class Store:
         self, c: Container, doc: dict[str, Any], pk: list[Any], seq: int | None, now: float
     ) -> tuple[str, str, int]:
         """Stamp system properties, store the row and advance the container LSN (inside a transaction)."""
+        if "ttl" in doc and doc["ttl"] is None:
+            raise bad_request("The 'ttl' value must be -1 (never expire) or a positive integer of seconds.")
+        if "ttl" in doc and doc["ttl"] is None:
+            raise bad_request("The 'ttl' value must be -1 (never expire) or a positive integer of seconds.")
         ttl = _validate_ttl(doc.get("ttl"), "ttl")
         lsn = c.lsn + 1
         ts = max(int(now), c.last_ts)
@@ -541,6 +545,43 @@ class Store:
         c.lsn = lsn
         return ItemResult(204, None, None, lsn)
 
+    def resolve_rids(self, seg: list[str]) -> list[str]:
+        """Translate a RID-addressed path (``dbs/<rid>/colls/<rid>/docs/<rid>``) to names."""
+        out = list(seg)
+        row = self.db.execute("SELECT id FROM dbs WHERE rid = ?", (seg[1],)).fetchone()
+        if row is None:
+            return out
+        out[1] = row[0]
+        if len(seg) >= 4 and seg[2] == "colls":
+            crow = self.db.execute("SELECT id FROM colls WHERE rid = ?", (seg[3],)).fetchone()
+            if crow is not None:
+                out[3] = crow[0]
+                if len(seg) >= 6 and seg[4] == "docs":
+                    try:
+                        raw = base64.b64decode(seg[5].replace("-", "/"))
+                    except ValueError:
+                        return out
+                    if len(raw) == 16:
+                        drow = self.db.execute(
+                            "SELECT id FROM docs WHERE coll = ? AND seq = ?",
+                            (seg[3], struct.unpack(">Q", raw[8:])[0]),
+                        ).fetchone()
+                        if drow is not None:
+                            out[5] = drow[0]
+        return out
+
+    def delete_partition(self, db_id: str, coll_id: str, pk: list[Any] | None) -> int:
+        """Delete every item of one logical partition (``delete_all_items_by_partition_key``)."""
+        c = self.container(db_id, coll_id)
+        if pk is None:
+            raise _pk_required()
+        with self._tx():
+            self.db.execute("DELETE FROM docs WHERE coll = ? AND pk = ?", (c.rid, partition.canonical(pk)))
+            lsn = c.lsn + 1
+            self.db.execute("UPDATE colls SET lsn = ? WHERE rid = ?", (lsn, c.rid))
+        c.lsn = lsn
+        return lsn
+
     # -- feeds -----------------------------------------------------------------------------------
 
     def _scope_sql(
@@ -610,7 +651,7 @@ class Store:
             args,  # noqa: S608
         ).fetchall()
         docs = [json.loads(r[2]) for r in self._live(c, rows, time.time())]
-        results = compiled.execute(docs, params)
+        results = compiled.execute(docs, params, cross_partition=pk is None)
         return paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
 
     def change_feed(

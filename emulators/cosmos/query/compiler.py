@@ -150,13 +150,15 @@ class CompiledQuery:
             rows = expanded
         return rows
 
-    def execute(self, docs: list[Any], params: dict[str, Any]) -> list[Any]:
+    def execute(self, docs: list[Any], params: dict[str, Any], *, cross_partition: bool = False) -> list[Any]:
+        """Run over ``docs``. ``cross_partition``: an undefined ``SELECT VALUE AGG()`` reads as ``[null]``,
+        which is what the SDK yields from a real account, where it merges per-partition aggregates itself."""
         rows = self._rows(docs)
         if self.where is not None:
             where = self.where
             rows = [r for r in rows if where(r, params) is True]
         if self.aggregates:
-            return self._aggregate(rows, params)
+            return self._aggregate(rows, params, cross_partition)
         if self.order:
             keys = self.order
 
@@ -195,10 +197,13 @@ class CompiledQuery:
             results = results[:top]
         return results
 
-    def _aggregate(self, rows: list[Env], params: dict[str, Any]) -> list[Any]:
+    def _aggregate(self, rows: list[Env], params: dict[str, Any], cross_partition: bool) -> list[Any]:
         values = [_run_aggregate(a.name, [a.arg(r, params) for r in rows]) for a in self.aggregates]
         if self.aggregate_value:
-            out: list[Any] = [] if values[0] is UNDEF else [values[0]]
+            if values[0] is UNDEF:
+                out: list[Any] = [None] if cross_partition else []
+            else:
+                out = [values[0]]
         else:
             obj = {}
             n = 0
