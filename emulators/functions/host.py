@@ -43,6 +43,7 @@ class FunctionsHost:
             inputs={"cosmosDB": CosmosInput(self.cosmos),
                     "signalRConnectionInfo": SignalRConnectionInfoInput(self.signalr)},
             outputs={"cosmosDB": CosmosOutput(self.cosmos), "signalR": SignalROutput(self.signalr)},
+            timeout=settings.function_timeout,
         )
         self.front_door = HttpFrontDoor(settings, functions, self.invoker)
         self.change_notifier = change_notifier

@@ -52,8 +52,10 @@ class InvocationResult:
 
 class Invoker:
     def __init__(self, app_dir: str, inputs: Mapping[str, InputProvider],
-                 outputs: Mapping[str, OutputProvider], max_workers: int | None = None) -> None:
+                 outputs: Mapping[str, OutputProvider], max_workers: int | None = None,
+                 timeout: float | None = None) -> None:
         self.app_dir = app_dir
+        self.timeout = timeout  # host.json functionTimeout
         self.inputs = dict(inputs)
         self.outputs = dict(outputs)
         # Sync handlers never run on the event loop (the worker's thread pool does the same).
@@ -85,11 +87,17 @@ class Invoker:
             kwargs[fd.context_param] = conversion.Context(invocation_id, fd.name, self.app_dir)
         try:
             if fd.is_async:
-                result = await fd.func(**kwargs)
+                pending = fd.func(**kwargs)
             else:
                 ctx = contextvars.copy_context()
                 call = functools.partial(ctx.run, fd.func, **kwargs)
-                result = await asyncio.get_running_loop().run_in_executor(self.executor, call)
+                pending = asyncio.get_running_loop().run_in_executor(self.executor, call)
+            # A timed-out sync handler keeps its thread (Python cannot stop it), but the invocation
+            # fails and writes no outputs, as in Azure.
+            result = await asyncio.wait_for(pending, self.timeout)
+        except TimeoutError as e:
+            raise InvocationError("handler", TimeoutError(
+                f"timed out after {self.timeout:g} s (host.json functionTimeout)")) from e
         except Exception as e:
             raise InvocationError("handler", e) from e
         http_outputs: dict[str, Datum] = {}

@@ -171,3 +171,38 @@ async def test_default_route_prefix_local_settings_created_from_sample_and_env_w
 async def test_port_in_use_raises_oserror(basic_host):
     with pytest.raises(OSError):
         await start(APPS / "basic", port=basic_host.port, create_local_settings=False)
+
+
+async def test_function_timeout_from_host_json_fails_the_invocation(basic_host, http, caplog):
+    caplog.set_level(logging.INFO, logger="emulators.functions")
+    status, body = await get_json(http, f"{basic_host.url}/sync-slow?s=2.5")
+    assert status == 500
+    assert body["error"]["function"] == "sync_slow"
+    assert any("functionTimeout" in r.getMessage() for r in caplog.records)
+
+
+async def test_python_m_emulators_functions_runs_the_host_alone(tmp_path):
+    import signal
+    import sys
+
+    from tests.conftest import find_free_port
+
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "prefixed", app)
+    port = find_free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emulators.functions", "--app-dir", str(app), "--port", str(port),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[3])
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert f"Functions host running at http://127.0.0.1:{port}/" in line.decode()
+        import aiohttp
+
+        url = f"http://127.0.0.1:{port}/api/Hello?name=x"
+        async with aiohttp.ClientSession() as http, http.get(url) as r:
+            assert r.status == 200
+        assert (app / "local.settings.json").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
