@@ -13,7 +13,7 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,15 +60,14 @@ def new_id() -> str:
     return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Connection:
-    """One client connection, from negotiate to close."""
+    """One client connection, from negotiate to close (slots: thousands of these sit idle)."""
 
     id: str
     token: str
     hub: str
     user_id: str | None
-    claims: dict[str, Any] = field(default_factory=dict)
     transport: str | None = None
     codec: HubCodec | None = None
     sink: Sink | None = None
@@ -79,7 +78,6 @@ class Connection:
     online: bool = False  # handshake done, reachable by REST
     closed: bool = False
     polling: bool = False  # a long poll is waiting right now
-    on_closed: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -221,10 +219,10 @@ class ServiceState:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def create(self, hub: str, user_id: str | None, claims: dict[str, Any], version: int) -> Connection:
+    def create(self, hub: str, user_id: str | None, version: int) -> Connection:
         conn_id = new_id()
         token = new_id() if version >= 1 else conn_id
-        conn = Connection(id=conn_id, token=token, hub=hub.lower(), user_id=user_id, claims=claims)
+        conn = Connection(id=conn_id, token=token, hub=hub.lower(), user_id=user_id)
         self.by_token[token] = conn
         self.by_id[conn_id] = conn
         return conn
@@ -245,8 +243,6 @@ class ServiceState:
         hub = self.hubs.get(conn.hub)
         if hub is not None:
             hub.detach(conn)
-        for callback in conn.on_closed:
-            callback()
 
     def close(self, conn: Connection, error: str | None = None, allow_reconnect: bool = False) -> None:
         """Server-side close: a Close message (if the handshake happened), then the transport ends."""
