@@ -7,6 +7,7 @@ trace goes to the log, as in Azure.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -49,6 +50,14 @@ def build_router(functions: Iterable[FunctionDef], route_prefix: str) -> Router:
     return router
 
 
+def _limit(value: object) -> int | None:
+    try:
+        n = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return n if n > 0 else None
+
+
 def error_response(status: int, code: str, message: str, **extra: str) -> web.Response:
     body = {"error": {"code": code, "message": message, **extra}}
     return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
@@ -61,6 +70,11 @@ class HttpFrontDoor:
         self.router = build_router(functions, settings.route_prefix)
         self.cors_origins = settings.cors_origins
         self.cors_credentials = settings.cors_credentials
+        # host.json extensions.http throttles (unset or -1 = unbounded, as outside Consumption plans).
+        concurrent = _limit(settings.extension("http", "maxConcurrentRequests"))
+        self.outstanding_limit = _limit(settings.extension("http", "maxOutstandingRequests"))
+        self.running = asyncio.Semaphore(concurrent) if concurrent else None
+        self.outstanding = 0
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -89,7 +103,19 @@ class HttpFrontDoor:
                 requested = request.headers["Access-Control-Request-Headers"]
                 resp.headers["Access-Control-Allow-Headers"] = requested
             return resp
-        resp = await self._dispatch(request)
+        if self.outstanding_limit and self.outstanding >= self.outstanding_limit:
+            # What the host answers when maxOutstandingRequests is reached.
+            resp: web.StreamResponse = web.Response(status=429)
+        else:
+            self.outstanding += 1
+            try:
+                if self.running is not None:
+                    async with self.running:
+                        resp = await self._dispatch(request)
+                else:
+                    resp = await self._dispatch(request)
+            finally:
+                self.outstanding -= 1
         self._cors(request, resp)
         return resp
 

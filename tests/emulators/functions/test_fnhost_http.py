@@ -206,3 +206,17 @@ async def test_python_m_emulators_functions_runs_the_host_alone(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def test_host_json_http_throttles_queue_then_refuse_with_429(http):
+    host = await start(APPS / "throttled", port=0, create_local_settings=False)
+    try:
+        async def status():
+            async with http.get(f"{host.url}/wait") as r:
+                return r.status
+
+        statuses = sorted(await asyncio.gather(*(status() for _ in range(4))))
+        # maxOutstandingRequests 2: two are taken (and run one at a time), the rest refused.
+        assert statuses == [200, 200, 429, 429]
+    finally:
+        await host.close()
