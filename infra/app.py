@@ -10,6 +10,7 @@ import pulumi
 from pulumi_azure_native import web
 
 from infra.config import StackConfig
+from infra.naming import logical_name
 
 # Settings Flex Consumption rejects (or ignores in ways that break the app): never send them.
 FLEX_REJECTED_SETTINGS = frozenset(
@@ -125,7 +126,7 @@ class FunctionApp(pulumi.ComponentResource):
         super().__init__("cosmic-chat:infra:FunctionApp", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.plan = web.AppServicePlan(
-            "plan",
+            logical_name(cfg, "plan"),
             resource_group_name=resource_group_name,
             location=cfg.location,
             kind="functionapp",

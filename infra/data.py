@@ -7,6 +7,7 @@ from pulumi_azure_native import cosmosdb
 
 from infra import roles
 from infra.config import StackConfig
+from infra.naming import logical_name
 
 DATABASE = "chat"
 MESSAGES = "messages"
@@ -62,7 +63,7 @@ class ChatData(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.account = cosmosdb.DatabaseAccount(
-            "cosmos",
+            logical_name(cfg, "cosmos"),
             resource_group_name=resource_group_name,
             location=cfg.location,
             kind=cosmosdb.DatabaseAccountKind.GLOBAL_DOCUMENT_DB,

@@ -6,6 +6,7 @@ import pulumi
 from pulumi_azure_native import managedidentity, resources
 
 from infra.config import StackConfig
+from infra.naming import logical_name
 
 
 class Foundation(pulumi.ComponentResource):
@@ -22,7 +23,7 @@ class Foundation(pulumi.ComponentResource):
             f"{cfg.project}-{cfg.stack}", location=cfg.location, tags=cfg.tags, opts=child
         )
         self.identity = managedidentity.UserAssignedIdentity(
-            "app-identity",
+            logical_name(cfg, "identity"),
             resource_group_name=self.resource_group.name,
             location=cfg.location,
             tags=cfg.tags,

@@ -7,6 +7,7 @@ from pulumi_azure_native import applicationinsights, operationalinsights
 
 from infra import roles
 from infra.config import StackConfig
+from infra.naming import logical_name
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -26,7 +27,7 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("cosmic-chat:infra:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.workspace = operationalinsights.Workspace(
-            "logs",
+            logical_name(cfg, "logs"),
             resource_group_name=resource_group_name,
             location=cfg.location,
             sku=operationalinsights.WorkspaceSkuArgs(
@@ -37,7 +38,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=child,
         )
         self.app_insights = applicationinsights.Component(
-            "appinsights",
+            logical_name(cfg, "appi"),
             resource_group_name=resource_group_name,
             location=cfg.location,
             kind="web",

@@ -7,6 +7,7 @@ from pulumi_azure_native import signalrservice
 
 from infra import roles
 from infra.config import StackConfig
+from infra.naming import logical_name
 
 
 class Realtime(pulumi.ComponentResource):
@@ -32,7 +33,7 @@ class Realtime(pulumi.ComponentResource):
         super().__init__("cosmic-chat:infra:Realtime", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.service = signalrservice.SignalR(
-            "signalr",
+            logical_name(cfg, "signalr"),
             resource_group_name=resource_group_name,
             location=cfg.location,
             kind=signalrservice.ServiceKind.SIGNAL_R,

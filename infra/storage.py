@@ -7,6 +7,7 @@ from pulumi_azure_native import storage
 
 from infra import roles
 from infra.config import StackConfig
+from infra.naming import storage_logical_name
 
 DEPLOYMENT_CONTAINER = "app-package"
 
@@ -31,7 +32,7 @@ class HostStorage(pulumi.ComponentResource):
         super().__init__("cosmic-chat:infra:HostStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.account = storage.StorageAccount(
-            "hoststore",
+            storage_logical_name(cfg),
             resource_group_name=resource_group_name,
             location=cfg.location,
             kind=storage.Kind.STORAGE_V2,

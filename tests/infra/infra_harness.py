@@ -93,7 +93,7 @@ class ChatMocks(pulumi.runtime.Mocks):
             return f"{name}-id", state
         resource_id = _arm_id(typ, name)
         # Auto-named resources get the logical name plus a suffix, like Pulumi's auto-naming.
-        auto = f"{name.replace('-', '')}1a2b3c"
+        auto = f"{name}1a2b3c4d"
         if typ == "azure-native:resources:ResourceGroup":
             state["name"] = inputs.get("resourceGroupName", f"{name}-rg1a2b")
         elif typ == "azure-native:managedidentity:UserAssignedIdentity":

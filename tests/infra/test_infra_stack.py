@@ -446,3 +446,37 @@ def test_extra_cors_origins_are_added_and_accept_a_unique_host(build_dir, monkey
     assert cors == [f"https://{app_name}.azurewebsites.net", unique, "https://chat.example.org"]
     assert run.outputs["site_url"] == unique
     assert run.outputs["negotiate_url"] == f"{unique}/api/negotiate"
+
+
+def test_auto_names_carry_project_and_stack(dev: Run):
+    expected = {
+        "azure-native:resources:ResourceGroup": "cosmic-chat-dev",
+        "azure-native:managedidentity:UserAssignedIdentity": "cosmic-chat-dev-identity",
+        "azure-native:cosmosdb:DatabaseAccount": "cosmic-chat-dev-cosmos",
+        "azure-native:signalrservice:SignalR": "cosmic-chat-dev-signalr",
+        "azure-native:storage:StorageAccount": "stcosmicchatdev",
+        "azure-native:operationalinsights:Workspace": "cosmic-chat-dev-logs",
+        "azure-native:applicationinsights:Component": "cosmic-chat-dev-appi",
+        "azure-native:web:AppServicePlan": "cosmic-chat-dev-plan",
+    }
+    for typ, logical in expected.items():
+        assert dev.one(typ).name == logical, typ
+    # Auto-naming is used (no explicit physical name) except where the name must be known up front.
+    assert "accountName" not in dev.one("azure-native:cosmosdb:DatabaseAccount").inputs
+    assert "accountName" not in dev.one("azure-native:storage:StorageAccount").inputs
+    assert "resourceName" not in dev.one("azure-native:signalrservice:SignalR").inputs
+
+
+@pytest.mark.parametrize("stack", ["dev", "Feature_Branch.With.A.Very-Long-Name-" + "x" * 60, "1st"])
+def test_logical_names_fit_azure_rules_whatever_the_stack(stack):
+    from infra.config import parse_config
+    from infra.naming import MAX_LENGTH, SUFFIX_RESERVE, logical_name, storage_logical_name
+
+    cfg = parse_config({}, project="cosmic-chat", stack=stack, location="westeurope")
+    for kind, limit in MAX_LENGTH.items():
+        name = logical_name(cfg, kind)
+        assert len(name) + SUFFIX_RESERVE <= limit, (kind, name)
+        assert re.fullmatch(r"[a-z][a-z0-9-]*", name), name
+        assert name.endswith(f"-{kind}")
+    storage = storage_logical_name(cfg)
+    assert re.fullmatch(r"[a-z0-9]{3,15}", storage) and storage.startswith("st")
