@@ -201,3 +201,43 @@ async def test_missing_lease_container_is_reported_not_created(services, caplog)
         assert "leases" not in names
     finally:
         await host.close()
+
+
+async def put_lease(cosmos, owner: str, age_seconds: float) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    stamp = (datetime.now(UTC) - timedelta(seconds=age_seconds)).isoformat().replace("+00:00", "Z")
+    started = (datetime.now(UTC) - timedelta(seconds=5)).isoformat().replace("+00:00", "Z")
+    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+        db = client.get_database_client(DB)
+        await db.get_container_client("leases").upsert_item(
+            {"id": f"{DB}.messages..0", "LeaseToken": "0", "ContinuationToken": None, "StartTime": started,
+             "Owner": owner, "timestamp": stamp, "version": 1})
+        await db.get_container_client("messages").upsert_item({"id": "w", "room": "r", "text": "waiting"})
+
+
+async def test_a_live_lease_of_another_owner_is_respected(services):
+    cosmos, signalr = services
+    await put_lease(cosmos, "another-host:feed", age_seconds=0)
+    host = await start_host(cosmos, signalr)
+    try:
+        await asyncio.sleep(1.5)
+        assert host.imported.module.SEEN == []
+        lease = (await read_all(cosmos, "leases"))[0]
+        assert lease["Owner"] == "another-host:feed"
+    finally:
+        await host.close()
+
+
+async def test_an_expired_lease_is_taken_over_and_read_from_its_position(services):
+    cosmos, signalr = services
+    await put_lease(cosmos, "another-host:feed", age_seconds=300)
+    host = await start_host(cosmos, signalr)
+    try:
+        module = host.imported.module
+        assert await wait_until(lambda: module.SEEN == [["waiting"]])
+        lease = (await read_all(cosmos, "leases"))[0]
+        assert lease["Owner"] == host.consumers[0].owner != "another-host:feed"
+        assert lease["ContinuationToken"]
+    finally:
+        await host.close()
