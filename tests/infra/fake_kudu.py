@@ -18,6 +18,11 @@ from aiohttp import web
 TOKEN = "test-arm-token"
 
 
+def fake_token() -> str:
+    """Token source for providers pickled into another process (a module-level function pickles by name)."""
+    return TOKEN
+
+
 @dataclass
 class Script:
     publish_failures: list[tuple[int, str]] = field(default_factory=list)  # answered before the 202
