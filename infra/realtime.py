@@ -54,7 +54,6 @@ class Realtime(pulumi.ComponentResource):
             disable_local_auth=True,
             disable_aad_auth=False,
             public_network_access="Enabled",
-            tls=signalrservice.SignalRTlsSettingsArgs(client_cert_enabled=False),
             tags=cfg.tags,
             opts=child,
         )
