@@ -19,7 +19,7 @@ from .cosmos_trigger import ChangeFeedConsumer
 from .http_server import HttpFrontDoor
 from .invoker import Invoker
 from .loader import FunctionDef, FunctionLoadError, ImportedScript, load_app
-from .settings import HostSettings
+from .settings import HostSettings, SettingsError
 from .signalr_bindings import SignalRClients, SignalRConnectionInfoInput, SignalROutput
 
 log = logging.getLogger("emulators.functions")
@@ -44,6 +44,7 @@ class FunctionsHost:
                     "signalRConnectionInfo": SignalRConnectionInfoInput(self.signalr)},
             outputs={"cosmosDB": CosmosOutput(self.cosmos), "signalR": SignalROutput(self.signalr)},
             timeout=settings.function_timeout,
+            max_workers=_thread_count(settings.get("PYTHON_THREADPOOL_THREAD_COUNT")),
         )
         self.front_door = HttpFrontDoor(settings, functions, self.invoker)
         self.change_notifier = change_notifier
@@ -91,6 +92,19 @@ class FunctionsHost:
         self.settings.restore_environ()
         if self.imported is not None:
             self.imported.unload()
+
+
+def _thread_count(value: str | None) -> int | None:
+    """The worker's sync-handler pool size; unset = Python's default (min(32, CPUs + 4))."""
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise SettingsError(f"PYTHON_THREADPOOL_THREAD_COUNT must be a whole number, got {value!r}") from None
+    if n < 1:
+        raise SettingsError(f"PYTHON_THREADPOOL_THREAD_COUNT must be at least 1, got {n}")
+    return n
 
 
 async def start(app_dir: Path | str = "functions", host: str = "127.0.0.1", port: int = 7071,
