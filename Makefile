@@ -47,6 +47,7 @@ browser:
 
 lint: install-python
 	$(BIN)/ruff check .
+	$(BIN)/actionlint -no-color .github/workflows/*.yml
 
 test-js: install-node
 	node --test tests/www/
