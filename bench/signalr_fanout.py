@@ -3,7 +3,7 @@
 The floor is the smallest broadcast server one can write on the same WebSocket library (aiohttp):
 a set of WebSocketResponses and ``for ws in clients: await ws.send_str(text)``. Both servers run
 as separate processes, started fresh for every size, and are driven by the same client process
-(raw asyncio protocols, so the client side stays cheap) in the same run:
+(plain sockets in one epoll loop, so the measuring side stays cheap) in the same run:
 
 * latency: one message at a time; per delivery, time from the REST/HTTP trigger to arrival (p50, p99);
 * throughput: a burst of messages back to back; deliveries per second until the last one arrived;
