@@ -100,6 +100,12 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         action, rest = rest[-1][1:], rest[:-1]
     if rest and rest[-1] == "":
         rest = rest[:-1]
+    application = request.query.get("application")
+    if application:  # the service prefixes hubs of an application: clients connect to hub "{app}_{hub}"
+        if not HUB_NAME.match(application):
+            raise RestError(400, "InvalidApplicationName", "Application name must start with a letter "
+                            "and use only letters, digits and _.", "application")
+        hub_name = f"{application}_{hub_name}"
     call = Call(request, v1, state.hub(hub_name), rest, action)
     return await _route(call, state)
 

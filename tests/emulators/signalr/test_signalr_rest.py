@@ -309,3 +309,21 @@ async def test_stats_endpoint(
     assert stats["messages"] == {"in": 1, "out": 3}
     assert stats["drops"] == 0
     assert stats["hubs"]["chat"] == {"connections": 3, "users": 2, "groups": 1}
+
+
+async def test_application_prefixes_the_hub(rest: Rest, emulator: Emulator, service: ServiceClient) -> None:
+    client = await RawClient.connect(
+        emulator.url, service.client_connection_info("myapp_chat")["accessToken"], hub="myapp_chat"
+    )
+    try:
+        assert (
+            await rest(
+                "POST", f"/api/hubs/chat/:send?application=MyApp&{API}", {"target": "m", "arguments": ["app"]}
+            )
+        ).status == 202
+        assert (
+            await rest("POST", f"/api/hubs/chat/:send?{API}", {"target": "m", "arguments": ["no app"]})
+        ).status == 202
+        assert await _received(client) == [["app"]]
+    finally:
+        await client.close()
