@@ -58,7 +58,7 @@ test-python: install browser
 test: lint test-js test-python
 
 run: install
-	@echo "make run: the local stack (issue 5) has not landed yet"; exit 1
+	$(BIN)/python -m emulators $(ARGS)
 
 clean:
 	rm -rf $(VENV) www/node_modules tests/js/node_modules .pytest_cache .ruff_cache
