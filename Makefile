@@ -8,12 +8,14 @@ ARGS   ?=
 CHROMIUM := /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-python install-node browser lint test test-python test-js run clean
+.PHONY: help install install-python install-node browser lint test test-python test-js run bench soak clean
 
 help:
 	@echo "make run    start the whole chat locally at http://127.0.0.1:7071/ (ARGS='...' passes options)"
 	@echo "make test   install what is needed and run every test"
 	@echo "make lint   ruff over the code tree"
+	@echo "make bench  end-to-end benchmarks, figures and plot for docs/benchmarks.md"
+	@echo "make soak   30 minutes of mixed load with periodic faults"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +61,12 @@ test: lint test-js test-python
 
 run: install
 	$(BIN)/python -m emulators $(ARGS)
+
+bench: install
+	$(BIN)/python -m bench $(ARGS)
+
+soak: install
+	$(BIN)/python -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) www/node_modules tests/js/node_modules .pytest_cache .ruff_cache
