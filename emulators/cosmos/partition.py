@@ -10,18 +10,30 @@ from .errors import bad_request
 
 
 def split_path(path: str) -> list[str]:
-    """``/a/b`` or ``/"odd name"`` → path parts (the service allows quoted property names)."""
+    """``/a/b`` or ``/"odd/name"`` → path parts (quoted names may contain ``/`` and quotes of the other kind)."""
     if not isinstance(path, str) or not path.startswith("/") or len(path) < 2:
-        raise bad_request(
-            f"Partition key path '{path}' is invalid: it must start with '/' and name a property."
-        )
-    parts = []
-    for part in path[1:].split("/"):
-        if len(part) >= 2 and part[0] == part[-1] and part[0] in "\"'":
-            part = part[1:-1]
+        raise bad_request(f"Partition key path '{path}' is invalid: it must start with '/' and name a property.")
+    parts: list[str] = []
+    i, n = 1, len(path)
+    while i <= n:
+        if i < n and path[i] in "\"'":
+            quote = path[i]
+            end = path.find(quote, i + 1)
+            if end < 0:
+                raise bad_request(f"Partition key path '{path}' has an unterminated quote.")
+            parts.append(path[i + 1 : end])
+            i = end + 1
+            if i < n and path[i] != "/":
+                raise bad_request(f"Partition key path '{path}' is invalid after a quoted name.")
+            i += 1
+            continue
+        end = path.find("/", i)
+        end = n if end < 0 else end
+        part = path[i:end]
         if not part:
             raise bad_request(f"Partition key path '{path}' contains an empty segment.")
         parts.append(part)
+        i = end + 1
     return parts
 
 

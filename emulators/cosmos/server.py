@@ -477,18 +477,6 @@ class CosmosApp:
     async def query(self, request: web.Request, db: str, coll: str) -> web.Response:
         self.check_range_id(request)
         text, params = self.query_spec(await self.json_body(request, ("application/query+json", _JSON)))
-        h = request.headers
-        if (
-            h.get("x-ms-documentdb-partitionkey") is None
-            and h.get("x-ms-start-epk") is None
-            and h.get("x-ms-end-epk") is None
-            and not _true(h.get("x-ms-documentdb-query-enablecrosspartition"))
-        ):
-            raise bad_request(
-                "Cross partition query is required but disabled. Please set "
-                "x-ms-documentdb-query-enablecrosspartition to true, specify x-ms-documentdb-partitionkey, "
-                "or revise your query to target a single partition."
-            )
         page = await self.run(
             self.store.query,
             db,

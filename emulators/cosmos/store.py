@@ -362,8 +362,6 @@ class Store:
         """Stamp system properties, store the row and advance the container LSN (inside a transaction)."""
         if "ttl" in doc and doc["ttl"] is None:
             raise bad_request("The 'ttl' value must be -1 (never expire) or a positive integer of seconds.")
-        if "ttl" in doc and doc["ttl"] is None:
-            raise bad_request("The 'ttl' value must be -1 (never expire) or a positive integer of seconds.")
         ttl = _validate_ttl(doc.get("ttl"), "ttl")
         lsn = c.lsn + 1
         ts = max(int(now), c.last_ts)
@@ -645,6 +643,12 @@ class Store:
     ) -> FeedPage:
         c = self.container(db_id, coll_id)
         compiled = compile_query(text)
+        if pk is None and compiled.aggregates and not compiled.aggregate_value:
+            # A real account answers this through the SDK's query-plan path, which refuses it.
+            raise bad_request(
+                "Cross-partition aggregates must use SELECT VALUE (e.g. SELECT VALUE COUNT(1) FROM c); "
+                "non-VALUE aggregates need a partition key."
+            )
         where, args = self._scope_sql(c, pk, epk_range)
         rows = self.db.execute(
             f"SELECT wts, ttl, body FROM docs WHERE {where} ORDER BY seq",
