@@ -285,8 +285,8 @@ async def _websocket(request: web.Request, state: ServiceState, conn: Connection
     finally:
         was_open = not conn.closed
         state.discard(conn)
-        if was_open and not transport.is_closing():
-            conn.sink.finish(None)
+        if was_open and not ws.closed and not transport.is_closing():
+            conn.sink.finish(None)  # our side ends first (e.g. the client sent Close): say goodbye properly
         log.info("websocket %s ended after %.1fs", conn.id, time.monotonic() - started)
     return ws
 

@@ -130,7 +130,7 @@ async def _message(request: web.Request) -> dict[str, Any]:
         raise RestError(413, "PayloadTooLarge",
                         f"The request body is over the {MAX_BODY}-byte limit.") from None
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError):
         raise RestError(400, "InvalidBody", "The body must be a JSON object like "
                         '{"target": "newMessage", "arguments": [...]}.', "message") from None
@@ -146,6 +146,11 @@ async def _message(request: web.Request) -> dict[str, Any]:
     if not isinstance(arguments, list):
         raise RestError(400, "InvalidArguments", "Field 'arguments' must be an array.", "arguments")
     return invocation(target, arguments)
+
+
+def _no_constants(name: str) -> Any:
+    """NaN and Infinity are not JSON: clients could not parse a message carrying them."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _group(name: str) -> str:

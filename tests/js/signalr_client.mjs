@@ -7,6 +7,7 @@
 //            methods                client method names to listen to
 //            reconnect              true: withAutomaticReconnect([0, 200, 500])
 //            block                  transports whose network path is "blocked" (constructor fails) to exercise fallback
+//            stateful               true: withStatefulReconnect() (the emulator does not offer it; the client must cope)
 // stdout: one JSON object per line: {"event": "connected"|"message"|"reconnecting"|"reconnected"|"closed"|"result", ...}
 // stdin:  one JSON command per line: {"cmd": "invoke", "method": "...", "args": [...]} | {"cmd": "stop"}
 import * as signalR from "@microsoft/signalr";
@@ -46,6 +47,7 @@ let builder = new signalR.HubConnectionBuilder()
   .configureLogging(opts.logLevel ?? signalR.LogLevel.None);
 if (opts.protocol === "messagepack") builder = builder.withHubProtocol(new MessagePackHubProtocol());
 if (opts.reconnect) builder = builder.withAutomaticReconnect([0, 200, 500]);
+if (opts.stateful) builder = builder.withStatefulReconnect();
 const connection = builder.build();
 if (opts.serverTimeoutMs) connection.serverTimeoutInMilliseconds = opts.serverTimeoutMs;
 if (opts.keepAliveMs) connection.keepAliveIntervalInMilliseconds = opts.keepAliveMs;

@@ -139,3 +139,16 @@ async def test_expired_token_is_refused(service: ServiceClient, node_clients: li
     assert failed["event"] == "failed"
     assert "401" in failed["error"]
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+async def test_client_asking_for_stateful_reconnect_still_connects(protocol: str, negotiate_url: str,
+                                                                   service: ServiceClient,
+                                                                   node_clients: list[NodeClient]) -> None:
+    """Stateful reconnect is not advertised: the client falls back to plain WebSockets (handshake v1/v2)."""
+    client = await NodeClient.start(url=negotiate_url, transport="WebSockets", protocol=protocol,
+                                    stateful=True)
+    node_clients.append(client)
+    await client.connected()
+    await service.broadcast("chat", "newMessage", ["stateless"])
+    assert (await client.messages(1))[0]["args"] == ["stateless"]

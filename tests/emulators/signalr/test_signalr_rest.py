@@ -253,6 +253,9 @@ async def test_bad_requests_name_the_field_and_change_nothing(
         assert (await response.json())["target"] == field
     not_json = await rest("POST", f"/api/hubs/chat/:send?{API}", data=b"{nope", headers={"Content-Type": "x"})
     assert not_json.status == 400
+    nan = await rest("POST", f"/api/hubs/chat/:send?{API}", data=b'{"target":"m","arguments":[NaN]}',
+                     headers={"Content-Type": "application/json"})
+    assert nan.status == 400
     assert (await rest("POST", f"/api/hubs/chat/nothing/here?{API}", {"target": "m"})).status == 404
     assert await _received(clients["ann"]) == []
 
