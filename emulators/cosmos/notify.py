@@ -43,7 +43,7 @@ class Subscription:
             except RuntimeError:  # the waiter's loop is closed: nobody is listening any more
                 pass
 
-    async def wait(self, timeout: float | None = None) -> bool:
+    async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - the public API
         """True as soon as the container changed since the previous ``wait()`` returned; False on timeout."""
         if self.closed:
             raise RuntimeError("subscription is closed")

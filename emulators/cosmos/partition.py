@@ -10,9 +10,11 @@ from .errors import bad_request
 
 
 def split_path(path: str) -> list[str]:
-    """``/a/b`` or ``/"odd/name"`` → path parts (quoted names may contain ``/`` and quotes of the other kind)."""
+    """``/a/b`` or ``/"odd/name"`` → path parts (quoted names may contain ``/``)."""
     if not isinstance(path, str) or not path.startswith("/") or len(path) < 2:
-        raise bad_request(f"Partition key path '{path}' is invalid: it must start with '/' and name a property.")
+        raise bad_request(
+            f"Partition key path '{path}' is invalid: it must start with '/' and name a property."
+        )
     parts: list[str] = []
     i, n = 1, len(path)
     while i <= n:
@@ -79,9 +81,7 @@ def from_document(doc: dict[str, Any], parts: list[str]) -> list[Any]:
             return [UNDEFINED]
         node = node[part]
     if isinstance(node, (dict, list)):
-        raise bad_request(
-            "The partition key value in the document must be a string, number, boolean or null."
-        )
+        return [UNDEFINED]  # the service treats a non-primitive key value as undefined
     return [node]
 
 

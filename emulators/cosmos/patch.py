@@ -74,7 +74,8 @@ def apply_patch(doc: dict[str, Any], operations: list[Any], protected: set[str])
         parts = _pointer(path)
         if path in protected or parts[0].startswith("_"):
             raise bad_request(
-                f"Patch operation #{n}: path '{path}' (id, partition key or system property) cannot be changed."
+                f"Patch operation #{n}: path '{path}' (id, partition key or system property) "
+                "cannot be changed."
             )
         if kind in ("add", "set", "replace", "incr") and "value" not in op:
             raise bad_request(f"Patch operation #{n} ('{kind}') requires a 'value'.")

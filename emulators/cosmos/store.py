@@ -237,7 +237,8 @@ class Store:
         pk = body.get("partitionKey")
         if pk is None:
             raise bad_request(
-                "The 'partitionKey' definition is required: the emulator has no legacy non-partitioned containers."
+                "The 'partitionKey' definition is required: "
+                "the emulator has no legacy non-partitioned containers."
             )
         if not isinstance(pk, dict) or not isinstance(pk.get("paths"), list) or not pk["paths"]:
             raise bad_request("'partitionKey.paths' must be a non-empty array of paths such as [\"/pk\"].")
@@ -651,8 +652,8 @@ class Store:
             )
         where, args = self._scope_sql(c, pk, epk_range)
         rows = self.db.execute(
-            f"SELECT wts, ttl, body FROM docs WHERE {where} ORDER BY seq",
-            args,  # noqa: S608
+            f"SELECT wts, ttl, body FROM docs WHERE {where} ORDER BY seq",  # noqa: S608 - fixed fragments
+            args,
         ).fetchall()
         docs = [json.loads(r[2]) for r in self._live(c, rows, time.time())]
         results = compiled.execute(docs, params, cross_partition=pk is None)
@@ -681,8 +682,8 @@ class Store:
             args.append(since_ts)
         limit = max_items if max_items > 0 else -1
         rows = self.db.execute(
-            f"SELECT wts, ttl, lsn, body FROM docs WHERE {where} ORDER BY lsn LIMIT ?",
-            (*args, limit),  # noqa: S608
+            f"SELECT wts, ttl, lsn, body FROM docs WHERE {where} ORDER BY lsn LIMIT ?",  # noqa: S608
+            (*args, limit),
         ).fetchall()
         live = list(self._live(c, rows, time.time()))
         if not live:

@@ -43,7 +43,8 @@ def parse(text: str) -> Tree:
         ) from None
     except UnexpectedCharacters as exc:
         raise bad_request(
-            f"Syntax error, unexpected character '{text[exc.pos_in_stream]}' at line {exc.line}, column {exc.column}."
+            f"Syntax error, unexpected character '{text[exc.pos_in_stream]}' "
+            f"at line {exc.line}, column {exc.column}."
         ) from None
     except (UnexpectedEOF, UnexpectedInput) as exc:
         raise bad_request(f"Syntax error in query: {exc}") from None

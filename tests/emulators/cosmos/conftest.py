@@ -98,9 +98,21 @@ class EmulatorProcess:
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "emulators.cosmos", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--log-level", "WARNING"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "emulators.cosmos",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -126,18 +138,30 @@ def emulator_process(tmp_path: Path) -> Iterator[EmulatorProcess]:
         p.kill()
 
 
-def signed_headers(verb: str, rtype: str, link: str, key: str = WELL_KNOWN_KEY, date: str | None = None
-                   ) -> dict[str, str]:
+def signed_headers(
+    verb: str, rtype: str, link: str, key: str = WELL_KNOWN_KEY, date: str | None = None
+) -> dict[str, str]:
     """Sign a raw request the way the service documents it (independent of the emulator's code)."""
     date = date or formatdate(usegmt=True)
     text = f"{verb.lower()}\n{rtype.lower()}\n{link}\n{date.lower()}\n\n"
     sig = base64.b64encode(hmac.new(base64.b64decode(key), text.encode(), hashlib.sha256).digest()).decode()
-    return {"authorization": quote(f"type=master&ver=1.0&sig={sig}", safe="-_.!~*'()"), "x-ms-date": date,
-            "x-ms-version": "2020-07-15"}
+    return {
+        "authorization": quote(f"type=master&ver=1.0&sig={sig}", safe="-_.!~*'()"),
+        "x-ms-date": date,
+        "x-ms-version": "2020-07-15",
+    }
 
 
-def raw(emulator_url: str, verb: str, path: str, rtype: str, link: str, body: Any = None,
-        headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
+def raw(
+    emulator_url: str,
+    verb: str,
+    path: str,
+    rtype: str,
+    link: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    **kw: Any,
+) -> requests.Response:
     h = signed_headers(verb, rtype, link, **kw)
     h.update(headers or {})
     return requests.request(verb, emulator_url.rstrip("/") + path, data=body, headers=h, timeout=10)

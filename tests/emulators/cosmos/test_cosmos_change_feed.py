@@ -54,8 +54,16 @@ def test_from_point_in_time(container: Any) -> None:
 def test_partition_scoped_feed_uses_effective_partition_keys(container: Any) -> None:
     for i in range(6):
         container.create_item({"id": f"i{i}", "pk": "p1" if i % 2 else "p2"})
-    assert ids(container.query_items_change_feed(start_time="Beginning", partition_key="p1")) == ["i1", "i3", "i5"]
-    assert ids(container.query_items_change_feed(start_time="Beginning", partition_key="p2")) == ["i0", "i2", "i4"]
+    assert ids(container.query_items_change_feed(start_time="Beginning", partition_key="p1")) == [
+        "i1",
+        "i3",
+        "i5",
+    ]
+    assert ids(container.query_items_change_feed(start_time="Beginning", partition_key="p2")) == [
+        "i0",
+        "i2",
+        "i4",
+    ]
     # feed_range of one partition key goes through x-ms-start-epk/x-ms-end-epk as well
     fr = container.feed_range_from_partition_key("p1")
     assert ids(container.query_items_change_feed(start_time="Beginning", feed_range=fr)) == ["i1", "i3", "i5"]
@@ -93,7 +101,9 @@ def test_304_etag_and_lsn_wire(emulator: Any, container: Any) -> None:
 
 def test_continuation_survives_restart_and_kill_9(emulator_process: EmulatorProcess) -> None:
     client = CosmosClient(emulator_process.url, credential=WELL_KNOWN_KEY)
-    c = client.create_database_if_not_exists("d").create_container_if_not_exists("c", PartitionKey(path="/pk"))
+    c = client.create_database_if_not_exists("d").create_container_if_not_exists(
+        "c", PartitionKey(path="/pk")
+    )
     for i in range(3):
         c.create_item({"id": f"i{i}", "pk": "p"})
     pager = c.query_items_change_feed(start_time="Beginning").by_page()
@@ -119,7 +129,7 @@ def test_concurrent_writers_lose_nothing(emulator: Any, container: Any) -> None:
             for i in range(25):
                 cc.create_item({"id": f"w{n}-{i}", "pk": f"p{i % 3}"})
                 cc.upsert_item({"id": "shared", "pk": "s", "by": n, "i": i})
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
@@ -132,7 +142,9 @@ def test_concurrent_writers_lose_nothing(emulator: Any, container: Any) -> None:
     assert len(feed) == 101 and len({d["id"] for d in feed}) == 101
     lsns = [d["_lsn"] for d in feed]
     assert lsns == sorted(lsns) and len(set(lsns)) == len(lsns)
-    assert list(container.query_items("SELECT VALUE COUNT(1) FROM c", enable_cross_partition_query=True)) == [101]
+    assert list(container.query_items("SELECT VALUE COUNT(1) FROM c", enable_cross_partition_query=True)) == [
+        101
+    ]
 
 
 async def test_subscription_wakes_on_write_and_never_misses_one() -> None:

@@ -8,10 +8,10 @@ from email.utils import formatdate
 from typing import Any
 
 import pytest
+from azure.core import MatchConditions
 from azure.cosmos import CosmosClient, PartitionKey, exceptions
 from azure.cosmos.aio import CosmosClient as AsyncCosmosClient
 from conftest import raw
-from azure.core import MatchConditions
 
 from emulators.cosmos import WELL_KNOWN_KEY
 
@@ -22,8 +22,12 @@ def test_account_databases_and_containers(client: CosmosClient) -> None:
     with pytest.raises(exceptions.CosmosResourceExistsError):
         client.create_database(name)
     assert name in [d["id"] for d in client.list_databases()]
-    assert [d["id"] for d in client.query_databases(
-        "SELECT * FROM r WHERE r.id = @id", parameters=[{"name": "@id", "value": name}])] == [name]
+    assert [
+        d["id"]
+        for d in client.query_databases(
+            "SELECT * FROM r WHERE r.id = @id", parameters=[{"name": "@id", "value": name}]
+        )
+    ] == [name]
     c = db.create_container("things", PartitionKey(path="/tenant"), default_ttl=-1)
     props = c.read()
     assert props["partitionKey"]["paths"] == ["/tenant"] and props["defaultTtl"] == -1
@@ -61,7 +65,9 @@ def test_item_crud_upsert_and_headers(container: Any) -> None:
         container.create_item({"id": "a", "pk": "p1"})
     container.create_item({"id": "a", "pk": "p2"})  # id is unique per logical partition only
     upserted = container.upsert_item({"id": "a", "pk": "p1", "n": 2})
-    assert upserted["n"] == 2 and upserted["_etag"] != created["_etag"] and upserted["_rid"] == created["_rid"]
+    assert (
+        upserted["n"] == 2 and upserted["_etag"] != created["_etag"] and upserted["_rid"] == created["_rid"]
+    )
     assert upserted["_lsn"] > created["_lsn"]
     assert container.read_item("a", "p1")["n"] == 2
     replaced = container.replace_item("a", {"id": "a", "pk": "p1", "n": 3})
@@ -85,6 +91,7 @@ def test_partition_key_types_and_read_feed(container: Any) -> None:
     assert container.read_item("i4", None)["pk"] is None
     assert container.read_item("i5", "ü日本")["id"] == "i5"
     from azure.cosmos.partition_key import NonePartitionKeyValue
+
     assert container.read_item("nopk", NonePartitionKeyValue)["id"] == "nopk"
     pages = container.read_all_items(max_item_count=2).by_page()
     sizes = [len(list(p)) for p in pages]
@@ -93,11 +100,16 @@ def test_partition_key_types_and_read_feed(container: Any) -> None:
 
 def test_etags_and_conditions(container: Any) -> None:
     doc = container.create_item({"id": "e", "pk": "p"})
-    newer = container.replace_item("e", {"id": "e", "pk": "p", "v": 1}, etag=doc["_etag"],
-                                   match_condition=MatchConditions.IfNotModified)
+    newer = container.replace_item(
+        "e", {"id": "e", "pk": "p", "v": 1}, etag=doc["_etag"], match_condition=MatchConditions.IfNotModified
+    )
     with pytest.raises(exceptions.CosmosAccessConditionFailedError):
-        container.replace_item("e", {"id": "e", "pk": "p", "v": 2}, etag=doc["_etag"],
-                               match_condition=MatchConditions.IfNotModified)
+        container.replace_item(
+            "e",
+            {"id": "e", "pk": "p", "v": 2},
+            etag=doc["_etag"],
+            match_condition=MatchConditions.IfNotModified,
+        )
     with pytest.raises(exceptions.CosmosAccessConditionFailedError):
         container.delete_item("e", "p", etag=doc["_etag"], match_condition=MatchConditions.IfNotModified)
     assert container.read_item("e", "p")["v"] == 1
@@ -106,18 +118,26 @@ def test_etags_and_conditions(container: Any) -> None:
 
 def test_patch_operations_and_condition(container: Any) -> None:
     container.create_item({"id": "p", "pk": "k", "n": 1, "tags": ["a"], "gone": 1, "old": "x"})
-    out = container.patch_item("p", "k", [
-        {"op": "incr", "path": "/n", "value": 5},
-        {"op": "add", "path": "/tags/-", "value": "b"},
-        {"op": "set", "path": "/nested", "value": {"x": 1}},
-        {"op": "remove", "path": "/gone"},
-        {"op": "replace", "path": "/old", "value": "y"},
-    ])
+    out = container.patch_item(
+        "p",
+        "k",
+        [
+            {"op": "incr", "path": "/n", "value": 5},
+            {"op": "add", "path": "/tags/-", "value": "b"},
+            {"op": "set", "path": "/nested", "value": {"x": 1}},
+            {"op": "remove", "path": "/gone"},
+            {"op": "replace", "path": "/old", "value": "y"},
+        ],
+    )
     assert out["n"] == 6 and out["tags"] == ["a", "b"] and out["nested"] == {"x": 1}
     assert "gone" not in out and out["old"] == "y"
     with pytest.raises(exceptions.CosmosAccessConditionFailedError):
-        container.patch_item("p", "k", [{"op": "set", "path": "/n", "value": 0}], filter_predicate="FROM c WHERE c.n = 1")
-    container.patch_item("p", "k", [{"op": "set", "path": "/n", "value": 0}], filter_predicate="FROM c WHERE c.n = 6")
+        container.patch_item(
+            "p", "k", [{"op": "set", "path": "/n", "value": 0}], filter_predicate="FROM c WHERE c.n = 1"
+        )
+    container.patch_item(
+        "p", "k", [{"op": "set", "path": "/n", "value": 0}], filter_predicate="FROM c WHERE c.n = 6"
+    )
     with pytest.raises(exceptions.CosmosHttpResponseError) as err:
         container.patch_item("p", "k", [{"op": "replace", "path": "/missing", "value": 1}])
     assert err.value.status_code == 400
@@ -131,6 +151,7 @@ def test_patch_operations_and_condition(container: Any) -> None:
 
 def test_ttl_expires_items(client: CosmosClient) -> None:
     import time
+
     db = client.create_database_if_not_exists("compat")
     c = db.create_container(f"ttl{uuid.uuid4().hex[:6]}", PartitionKey(path="/pk"), default_ttl=1)
     c.create_item({"id": "short", "pk": "p"})
@@ -165,14 +186,35 @@ def test_raw_protocol_errors(emulator: Any, container: Any) -> None:
     db, coll = "compat", container.id
     link = f"dbs/{db}/colls/{coll}"
     path = f"/{link}/docs/"
-    r = raw(emulator.url, "POST", path, "docs", link, body=b"{not json",
-            headers={"x-ms-documentdb-partitionkey": '["p"]', "Content-Type": "application/json"})
+    r = raw(
+        emulator.url,
+        "POST",
+        path,
+        "docs",
+        link,
+        body=b"{not json",
+        headers={"x-ms-documentdb-partitionkey": '["p"]', "Content-Type": "application/json"},
+    )
     assert r.status_code == 400 and r.json()["code"] == "BadRequest" and "JSON" in r.json()["message"]
-    r = raw(emulator.url, "POST", path, "docs", link, body=json.dumps({"id": "x", "pk": "p"}),
-            headers={"x-ms-documentdb-partitionkey": "p", "Content-Type": "application/json"})
+    r = raw(
+        emulator.url,
+        "POST",
+        path,
+        "docs",
+        link,
+        body=json.dumps({"id": "x", "pk": "p"}),
+        headers={"x-ms-documentdb-partitionkey": "p", "Content-Type": "application/json"},
+    )
     assert r.status_code == 400 and "partition key" in r.json()["message"].lower()
-    r = raw(emulator.url, "POST", path, "docs", link, body=json.dumps({"id": "x", "pk": "p"}),
-            headers={"x-ms-documentdb-partitionkey": '["other"]', "Content-Type": "application/json"})
+    r = raw(
+        emulator.url,
+        "POST",
+        path,
+        "docs",
+        link,
+        body=json.dumps({"id": "x", "pk": "p"}),
+        headers={"x-ms-documentdb-partitionkey": '["other"]', "Content-Type": "application/json"},
+    )
     assert r.status_code == 400
     r = raw(emulator.url, "POST", path, "docs", link, body="id=x", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415 and r.json()["code"] == "UnsupportedMediaType"
@@ -192,7 +234,14 @@ def test_pkranges_answers_304_to_its_etag(emulator: Any, container: Any) -> None
     link = f"dbs/compat/colls/{container.id}"
     r = raw(emulator.url, "GET", f"/{link}/pkranges/", "pkranges", link, headers={"A-IM": "Incremental Feed"})
     assert r.status_code == 200 and r.json()["PartitionKeyRanges"][0]["maxExclusive"] == "FF"
-    r2 = raw(emulator.url, "GET", f"/{link}/pkranges/", "pkranges", link, headers={"If-None-Match": r.headers["etag"]})
+    r2 = raw(
+        emulator.url,
+        "GET",
+        f"/{link}/pkranges/",
+        "pkranges",
+        link,
+        headers={"If-None-Match": r.headers["etag"]},
+    )
     assert r2.status_code == 304 and r2.headers["etag"] == r.headers["etag"]
 
 

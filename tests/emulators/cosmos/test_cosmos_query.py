@@ -18,10 +18,27 @@ import pytest
 from azure.cosmos import CosmosClient, PartitionKey, exceptions
 
 DOCS = [
-    {"id": "1", "pk": "a", "n": 1, "s": "apple", "b": True, "arr": [1, 2], "o": {"x": 1}, "room": "r1",
-     "createdAt": "2024-01-01T00:00:01Z"},
-    {"id": "2", "pk": "a", "n": 2.5, "s": "Banana", "b": False, "nul": None, "room": "r1",
-     "createdAt": "2024-01-01T00:00:02Z"},
+    {
+        "id": "1",
+        "pk": "a",
+        "n": 1,
+        "s": "apple",
+        "b": True,
+        "arr": [1, 2],
+        "o": {"x": 1},
+        "room": "r1",
+        "createdAt": "2024-01-01T00:00:01Z",
+    },
+    {
+        "id": "2",
+        "pk": "a",
+        "n": 2.5,
+        "s": "Banana",
+        "b": False,
+        "nul": None,
+        "room": "r1",
+        "createdAt": "2024-01-01T00:00:02Z",
+    },
     {"id": "3", "pk": "b", "n": "7", "s": "cherry", "room": "r2", "createdAt": "2024-01-01T00:00:03Z"},
     {"id": "4", "pk": "b", "n": None, "room": "r1", "createdAt": "2024-01-01T00:00:02Z"},
     {"id": "5", "pk": "c", "n": 10, "tags": ["x", "y"], "room": "r2"},
@@ -59,22 +76,31 @@ CASES: list[tuple[str, list[Any]]] = [
     ("SELECT VALUE c.n FROM c ORDER BY c.n", [None, 1, 2.5, 10, "7"]),
     ("SELECT VALUE c.n FROM c ORDER BY c.n DESC", ["7", 10, 2.5, 1, None]),
     ("SELECT VALUE c.id FROM c ORDER BY c.s, c.id", ["4", "5", "2", "1", "3"]),
-    ("SELECT TOP 200 c.id, c.createdAt FROM c WHERE c.room = 'r1' ORDER BY c.createdAt DESC, c.id DESC",
-     [{"id": "4", "createdAt": "2024-01-01T00:00:02Z"}, {"id": "2", "createdAt": "2024-01-01T00:00:02Z"},
-      {"id": "1", "createdAt": "2024-01-01T00:00:01Z"}]),
+    (
+        "SELECT TOP 200 c.id, c.createdAt FROM c WHERE c.room = 'r1' ORDER BY c.createdAt DESC, c.id DESC",
+        [
+            {"id": "4", "createdAt": "2024-01-01T00:00:02Z"},
+            {"id": "2", "createdAt": "2024-01-01T00:00:02Z"},
+            {"id": "1", "createdAt": "2024-01-01T00:00:01Z"},
+        ],
+    ),
     ("SELECT TOP 2 c.id FROM c ORDER BY c.id DESC", [{"id": "5"}, {"id": "4"}]),
     ("SELECT c.id FROM c ORDER BY c.id OFFSET 1 LIMIT 2", [{"id": "2"}, {"id": "3"}]),
     # projections
     ("SELECT DISTINCT VALUE c.room FROM c", ["r1", "r2"]),
     ("SELECT c.id, c.o.x AS ox FROM c WHERE c.id = '1'", [{"id": "1", "ox": 1}]),
     ("SELECT c.id, c.missing FROM c WHERE c.id = '1'", [{"id": "1"}]),
-    ("SELECT VALUE {'id': c.id, 'big': c.n > 5} FROM c WHERE c.id IN ('3', '5')", [{"id": "3"}, {"id": "5", "big": True}]),
+    (
+        "SELECT VALUE {'id': c.id, 'big': c.n > 5} FROM c WHERE c.id IN ('3', '5')",
+        [{"id": "3"}, {"id": "5", "big": True}],
+    ),
     ("SELECT c.id, c.n > 5 FROM c WHERE c.id = '5'", [{"id": "5", "$1": True}]),
     ("SELECT VALUE t FROM c JOIN t IN c.tags", ["x", "y"]),
     # aggregates
     ("SELECT VALUE COUNT(1) FROM c", [5]),
     ("SELECT VALUE COUNT(c.s) FROM c", [3]),
-    # a string and a null make SUM undefined; the SDK shows an undefined cross-partition VALUE aggregate as null
+    # a string and a null make SUM undefined; the SDK shows an undefined cross-partition VALUE aggregate
+    # as null
     ("SELECT VALUE SUM(c.n) FROM c", [None]),
     ("SELECT VALUE SUM(c.n) FROM c WHERE IS_NUMBER(c.n)", [13.5]),
     ("SELECT VALUE AVG(c.n) FROM c WHERE IS_NUMBER(c.n)", [4.5]),
@@ -113,22 +139,28 @@ def test_partition_scoped_query_with_parameters_and_paging(seeded: Any) -> None:
     with pytest.raises(exceptions.CosmosHttpResponseError) as err:  # as a real account (SDK query plan) does
         list(seeded.query_items("SELECT COUNT(1) FROM c", enable_cross_partition_query=True))
     assert err.value.status_code == 400
-    pager = seeded.query_items("SELECT VALUE c.id FROM c ORDER BY c.id", enable_cross_partition_query=True,
-                               max_item_count=2).by_page()
+    pager = seeded.query_items(
+        "SELECT VALUE c.id FROM c ORDER BY c.id", enable_cross_partition_query=True, max_item_count=2
+    ).by_page()
     pages = [list(p) for p in pager]
     assert pages == [["1", "2"], ["3", "4"], ["5"]]
 
 
-@pytest.mark.parametrize(("query", "fragment"), [
-    ("SELECT c.room, COUNT(1) FROM c GROUP BY c.room", "GROUP BY"),
-    ("SELECT * FROM c WHERE UDF.f(c.x)", "UDF"),
-    ("SELECT * FROM c WHERE FOO(c.x)", "FOO"),
-    ("SELECT * FROM c WHERE x.y = 1", "'x'"),
-    ("SELECT * FROM c WHERE EXISTS(SELECT VALUE 1)", "EXISTS"),
-    ("SELEC * FROM c", "SELEC"),
-    ("SELECT * FROM c WHERE c.id = @nope", "@nope"),
-])
-def test_unsupported_or_invalid_queries_are_400_naming_the_construct(seeded: Any, query: str, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("SELECT c.room, COUNT(1) FROM c GROUP BY c.room", "GROUP BY"),
+        ("SELECT * FROM c WHERE UDF.f(c.x)", "UDF"),
+        ("SELECT * FROM c WHERE FOO(c.x)", "FOO"),
+        ("SELECT * FROM c WHERE x.y = 1", "'x'"),
+        ("SELECT * FROM c WHERE EXISTS(SELECT VALUE 1)", "EXISTS"),
+        ("SELEC * FROM c", "SELEC"),
+        ("SELECT * FROM c WHERE c.id = @nope", "@nope"),
+    ],
+)
+def test_unsupported_or_invalid_queries_are_400_naming_the_construct(
+    seeded: Any, query: str, fragment: str
+) -> None:
     with pytest.raises(exceptions.CosmosHttpResponseError) as err:
         list(seeded.query_items(query, enable_cross_partition_query=True))
     assert err.value.status_code == 400

@@ -26,9 +26,20 @@ KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsE
 
 # The applicable files: data-plane CRUD, queries, change feed, headers, partition keys, TTL (sync + async).
 FILES = [
-    "test_crud_database.py", "test_crud_container.py", "test_crud.py", "test_query.py", "test_change_feed.py",
-    "test_headers.py", "test_partition_key.py", "test_ttl.py", "test_aggregate.py", "test_orderby.py",
-    "test_crud_database_async.py", "test_crud_container_async.py", "test_crud_async.py", "test_query_async.py",
+    "test_crud_database.py",
+    "test_crud_container.py",
+    "test_crud.py",
+    "test_query.py",
+    "test_change_feed.py",
+    "test_headers.py",
+    "test_partition_key.py",
+    "test_ttl.py",
+    "test_aggregate.py",
+    "test_orderby.py",
+    "test_crud_database_async.py",
+    "test_crud_container_async.py",
+    "test_crud_async.py",
+    "test_query_async.py",
     "test_change_feed_async.py",
 ]
 
@@ -51,9 +62,21 @@ def ensure_suite() -> Path:
         return SUITE
     CACHE.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", f"azure-cosmos=={VERSION}", "--no-binary", ":all:", "--no-deps",
-         "-q", "-d", str(CACHE)],
-        check=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            f"azure-cosmos=={VERSION}",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            "-q",
+            "-d",
+            str(CACHE),
+        ],
+        check=True,
+        timeout=300,
     )
     archive = next(CACHE.glob(f"azure_cosmos-{VERSION}.tar.gz"))
     with tarfile.open(archive) as tar:
@@ -72,8 +95,20 @@ def free_port() -> int:
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulators.cosmos", "--port", str(port), "--in-memory", "--log-level", "WARNING"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "emulators.cosmos",
+            "--port",
+            str(port),
+            "--in-memory",
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -86,14 +121,35 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
 def run_file(name: str, url: str, report_dir: Path) -> tuple[Counts, list[str]]:
     report = report_dir / f"{name}.xml"
     env = {
-        **os.environ, "ACCOUNT_HOST": url, "ACCOUNT_KEY": KEY,
+        **os.environ,
+        "ACCOUNT_HOST": url,
+        "ACCOUNT_KEY": KEY,
         "COSMOS_SDK_SKIPLIST": str(HERE / "skiplist.txt"),
         "PYTHONPATH": str(HERE / "shim"),
     }
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "cosmos_emulator_plugin", "-p", "no:cacheprovider", "-q",
-         "-o", "addopts=", "--timeout", "60", f"--junitxml={report}", name],
-        cwd=SUITE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "cosmos_emulator_plugin",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-o",
+            "addopts=",
+            "--timeout",
+            "60",
+            f"--junitxml={report}",
+            name,
+        ],
+        cwd=SUITE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+        check=False,
     )
     counts, failures = Counts(), []
     if not report.exists():
@@ -123,8 +179,11 @@ def main(files: list[str]) -> int:
             counts, failures = run_file(name, url, report_dir)
             total.add(counts)
             all_failures += failures
-            print(f"{name}: {counts.passed} passed, {counts.skipped} skipped, {counts.failed} failed "
-                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+            print(
+                f"{name}: {counts.passed} passed, {counts.skipped} skipped, {counts.failed} failed "
+                f"({time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(10)
