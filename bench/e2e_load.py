@@ -1,0 +1,298 @@
+"""The parts of an end-to-end run: a server process (the stack or the floor), load-generator processes
+holding the clients, and a poster that posts at a steady rate; one `Phase` measures one rate.
+
+Three kinds of process, so no two share an event loop: the server under test, two client processes
+(`bench.e2e_clients`) and this one, which posts and collects. Latency is per delivery: from the
+moment the POST is sent to the moment a client's socket has the frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TEXT_PAD = 80  # a chat line of ~100 characters
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Server:
+    """The system under test in its own process: `python -m emulators --in-memory` or the floor."""
+
+    def __init__(self, kind: str, data_dir: Path | None = None) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)
+        if kind == "stack":
+            storage = ["--in-memory"] if data_dir is None else ["--data-dir", str(data_dir)]
+            self.cmd = [sys.executable, "-m", "emulators", "--port", str(self.port),
+                        "--cosmos-port", str(free_port()), "--signalr-port", str(free_port()), *storage]
+        elif kind == "floor":
+            self.cmd = [sys.executable, "-m", "bench.e2e_floor", "--port", str(self.port)]
+        else:
+            raise ValueError(kind)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}; see {self.log.name}")
+            text = Path(self.log.name).read_text(errors="replace")
+            if "is running at" in text or "floor listening" in text:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} did not start within {timeout:.0f} s; see {self.log.name}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Workers:
+    """The client processes; commands go to all of them and their answers are summed."""
+
+    def __init__(self, base: str, clients: int, rooms: list[str], processes: int = 2) -> None:
+        self.base = base
+        self.clients = clients
+        self.rooms = rooms
+        self.processes = max(1, min(processes, clients))
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.setup_s = 0.0
+
+    async def start(self) -> None:
+        share, extra = divmod(self.clients, self.processes)
+        first = 0
+        for i in range(self.processes):
+            n = share + (1 if i < extra else 0)
+            self.procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.e2e_clients", "--base", self.base, "--clients", str(n),
+                "--rooms", ",".join(self.rooms), "--first", str(first), cwd=ROOT,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 26))
+            first += n
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(self._read(p, 600) for p in self.procs))
+        self.setup_s = time.perf_counter() - started
+        for a in answers:
+            if "ready" not in a:
+                raise RuntimeError(f"client process failed: {a.get('error', a)}")
+
+    async def _read(self, proc: asyncio.subprocess.Process, timeout: float) -> dict[str, Any]:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+        if not line:
+            return {"error": f"client process exited with {await proc.wait()}"}
+        return json.loads(line)
+
+    async def command(self, cmd: dict[str, Any], per_process: list[dict[str, Any]] | None = None,
+                      timeout: float = 120.0) -> list[dict[str, Any]]:
+        for i, p in enumerate(self.procs):
+            assert p.stdin is not None
+            body = {**cmd, **(per_process[i] if per_process else {})}
+            p.stdin.write((json.dumps(body) + "\n").encode())
+            await p.stdin.drain()
+        return list(await asyncio.gather(*(self._read(p, timeout) for p in self.procs)))
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    async def close(self) -> None:
+        for p in self.procs:
+            if p.returncode is None and p.stdin is not None:
+                p.stdin.write(b'{"cmd": "quit"}\n')
+                p.stdin.close()
+        for p in self.procs:
+            try:
+                await asyncio.wait_for(p.wait(), 20)
+            except TimeoutError:
+                p.kill()
+                await p.wait()
+
+
+@dataclass
+class PhaseResult:
+    """One measured rate: what was posted, what arrived, how fast, at what CPU cost."""
+
+    server: str
+    clients: int
+    rate: float
+    seconds: float
+    posted: int = 0
+    acked: int = 0
+    post_errors: int = 0
+    expected: int = 0
+    deliveries: int = 0
+    missing: int = 0
+    duplicates: int = 0
+    closed: int = 0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    post_p50_ms: float = 0.0
+    post_p99_ms: float = 0.0
+    achieved_rate: float = 0.0
+    deliveries_per_s: float = 0.0
+    server_cpu: float = 0.0  # cores (CPU seconds per wall second) during the phase
+    clients_cpu: float = 0.0
+    server_rss_mib: float = 0.0
+    drain_s: float = 0.0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.missing == 0 and self.post_errors == 0 and self.acked == self.posted
+
+
+def percentile(sorted_values: list[float] | array, q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return float(sorted_values[i])
+
+
+class Phase:
+    """Post at `rate` messages/s for `seconds`, rooms in turn, then wait for every delivery."""
+
+    phase_counter = 0
+
+    def __init__(self, server: Server, workers: Workers, rate: float, seconds: float,
+                 drain_timeout: float = 15.0) -> None:
+        Phase.phase_counter += 1
+        self.phase = Phase.phase_counter
+        self.server = server
+        self.workers = workers
+        self.rate = rate
+        self.seconds = seconds
+        self.drain_timeout = drain_timeout
+
+    async def run(self) -> PhaseResult:
+        rooms = self.workers.rooms
+        per_room = {r: 0 for r in rooms}
+        for i in range(self.workers.clients):
+            per_room[rooms[i % len(rooms)]] += 1
+        res = PhaseResult(self.server.kind, self.workers.clients, self.rate, self.seconds)
+        acked: dict[str, list[int]] = {r: [] for r in rooms}
+        post_times: list[float] = []
+        await self.workers.command({"cmd": "start", "phase": self.phase})
+        cpu0 = cpu_seconds(self.server.pid)
+        wcpu0 = sum(cpu_seconds(p) for p in self.workers.pids())
+        t_start = time.perf_counter()
+        total = int(self.rate * self.seconds)
+        pad = "x" * TEXT_PAD
+        connector = aiohttp.TCPConnector(limit=256)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+
+            async def post(seq: int) -> None:
+                room = rooms[seq % len(rooms)]
+                sent = time.monotonic_ns()
+                body = {"user": "bench", "text": f"b{self.phase}:{seq}:{sent}:{pad}"}
+                try:
+                    async with http.post(f"{self.server.base}/api/rooms/{room}/messages", json=body) as r:
+                        await r.read()
+                        if r.status == 201:
+                            acked[room].append(seq)
+                        else:
+                            res.post_errors += 1
+                except (aiohttp.ClientError, TimeoutError):
+                    res.post_errors += 1
+                post_times.append((time.monotonic_ns() - sent) / 1e6)
+
+            tasks = []
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            for seq in range(total):
+                delay = t0 + seq / self.rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(post(seq)))
+            await asyncio.gather(*tasks)
+        post_end = time.perf_counter()
+        res.posted = total
+        res.acked = sum(len(v) for v in acked.values())
+        res.achieved_rate = total / max(1e-9, post_end - t_start)
+        res.expected = sum(len(acked[r]) * per_room[r] for r in rooms)
+        # Drain: until every expected delivery arrived, or no progress for drain_timeout.
+        drain_start = time.perf_counter()
+        last, last_change = -1, time.perf_counter()
+        while True:
+            got = sum(a["deliveries"] for a in await self.workers.command({"cmd": "count"}))
+            if got >= res.expected:
+                break
+            if got != last:
+                last, last_change = got, time.perf_counter()
+            elif time.perf_counter() - last_change > self.drain_timeout:
+                break
+            await asyncio.sleep(0.05)
+        t_end = time.perf_counter()
+        res.drain_s = t_end - drain_start
+        wall = t_end - t_start
+        res.server_cpu = (cpu_seconds(self.server.pid) - cpu0) / wall
+        res.clients_cpu = (sum(cpu_seconds(p) for p in self.workers.pids()) - wcpu0) / wall
+        res.server_rss_mib = rss_mib(self.server.pid)
+        with tempfile.TemporaryDirectory(prefix="bench-lat-") as tmp:
+            outs = [{"out": str(Path(tmp) / f"w{i}.f32")} for i in range(len(self.workers.procs))]
+            answers = await self.workers.command({"cmd": "stop", "acked": acked}, outs)
+            lat = array("f")
+            for o in outs:
+                data = Path(o["out"]).read_bytes()
+                lat.frombytes(data)
+        for a in answers:
+            res.deliveries += a["deliveries"]
+            res.missing += a["missing"]
+            res.duplicates += a["duplicates"]
+            res.closed += a["closed"]
+            res.examples.extend(a["examples"])
+        values = sorted(lat)
+        res.p50_ms, res.p90_ms, res.p99_ms = (percentile(values, q) for q in (0.5, 0.9, 0.99))
+        res.max_ms = values[-1] if values else float("nan")
+        post_times.sort()
+        res.post_p50_ms, res.post_p99_ms = percentile(post_times, 0.5), percentile(post_times, 0.99)
+        res.deliveries_per_s = res.deliveries / max(1e-9, post_end - t_start)
+        return res
