@@ -67,11 +67,12 @@ async def start(
     data_dir: Path | None = None,
     key: str = WELL_KNOWN_KEY,
     read_only_key: str | None = None,
+    fsync: bool = False,
 ) -> Emulator:
     """Open (or create) the store and serve it; ``port=0`` binds an ephemeral port (see ``emu.url``)."""
     auth = Authenticator(key, read_only_key)
     data = Path(data_dir) if data_dir is not None else None
-    store_runner = StoreRunner(lambda: Store(data))
+    store_runner = StoreRunner(lambda: Store(data, fsync=fsync))
     hub = NotificationHub()
     app = CosmosApp(store_runner, auth, hub).build()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -18,6 +18,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=Path(".data/cosmos"))
     p.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
     p.add_argument("--key", default=WELL_KNOWN_KEY, help="account master key (base64)")
+    p.add_argument("--fsync", action="store_true",
+                   help="fsync every commit (survives power loss, not just a killed process); slower writes")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -26,7 +28,7 @@ async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     data_dir = None if args.in_memory else args.data_dir
-    emu = await start(host=args.host, port=args.port, data_dir=data_dir, key=args.key)
+    emu = await start(host=args.host, port=args.port, data_dir=data_dir, key=args.key, fsync=args.fsync)
     where = "in memory (nothing kept)" if data_dir is None else f"data in {data_dir.resolve()}"
     print(f"Cosmos DB emulator listening on {emu.url} ({where})", flush=True)
     stop = asyncio.Event()
