@@ -24,7 +24,7 @@ from aiohttp import web
 from azure.cosmos import CosmosClient, PartitionKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from emulators.cosmos import WELL_KNOWN_KEY, start  # noqa: E402
+from emulators.cosmos import WELL_KNOWN_KEY, start
 
 
 def background_loop() -> asyncio.AbstractEventLoop:
@@ -35,24 +35,57 @@ def background_loop() -> asyncio.AbstractEventLoop:
 
 def floor_app() -> web.Application:
     """Answers what the SDK needs with canned bodies; does no work at all."""
-    doc = json.dumps({"id": "x", "pk": "p", "n": 1, "_rid": "AQAAAIAAAAEAAAAAAAAAAQ==",
-                      "_self": "dbs/AQAAAA==/colls/AQAAAIAAAAE=/docs/AQAAAIAAAAEAAAAAAAAAAQ==/",
-                      "_etag": '"e"', "_ts": 1, "_attachments": "attachments/"}).encode()
-    coll = json.dumps({"id": "c", "_rid": "AQAAAIAAAAE=", "_self": "dbs/AQAAAA==/colls/AQAAAIAAAAE=/",
-                       "_etag": '"c"', "partitionKey": {"paths": ["/pk"], "kind": "Hash", "version": 2}}).encode()
+    doc = json.dumps(
+        {
+            "id": "x",
+            "pk": "p",
+            "n": 1,
+            "_rid": "AQAAAIAAAAEAAAAAAAAAAQ==",
+            "_self": "dbs/AQAAAA==/colls/AQAAAIAAAAE=/docs/AQAAAIAAAAEAAAAAAAAAAQ==/",
+            "_etag": '"e"',
+            "_ts": 1,
+            "_attachments": "attachments/",
+        }
+    ).encode()
+    coll = json.dumps(
+        {
+            "id": "c",
+            "_rid": "AQAAAIAAAAE=",
+            "_self": "dbs/AQAAAA==/colls/AQAAAIAAAAE=/",
+            "_etag": '"c"',
+            "partitionKey": {"paths": ["/pk"], "kind": "Hash", "version": 2},
+        }
+    ).encode()
     db = json.dumps({"id": "d", "_rid": "AQAAAA==", "_self": "dbs/AQAAAA==/", "_etag": '"d"'}).encode()
-    ranges = json.dumps({"_rid": "AQAAAIAAAAE=", "PartitionKeyRanges": [
-        {"id": "0", "minInclusive": "", "maxExclusive": "FF", "parents": []}], "_count": 1}).encode()
-    headers = {"Content-Type": "application/json", "x-ms-session-token": "0:-1#1", "x-ms-request-charge": "1",
-               "x-ms-documentdb-partitionkeyrangeid": "0", "x-ms-alt-content-path": "dbs/d/colls/c", "etag": '"e"'}
+    ranges = json.dumps(
+        {
+            "_rid": "AQAAAIAAAAE=",
+            "PartitionKeyRanges": [{"id": "0", "minInclusive": "", "maxExclusive": "FF", "parents": []}],
+            "_count": 1,
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "x-ms-session-token": "0:-1#1",
+        "x-ms-request-charge": "1",
+        "x-ms-documentdb-partitionkeyrangeid": "0",
+        "x-ms-alt-content-path": "dbs/d/colls/c",
+        "etag": '"e"',
+    }
 
     async def handle(request: web.Request) -> web.Response:
         path = request.path.strip("/")
         if not path:
             host = f"http://{request.host}/"
             loc = [{"name": "local", "databaseAccountEndpoint": host}]
-            body = json.dumps({"id": "floor", "writableLocations": loc, "readableLocations": loc,
-                               "userConsistencyPolicy": {"defaultConsistencyLevel": "Session"}}).encode()
+            body = json.dumps(
+                {
+                    "id": "floor",
+                    "writableLocations": loc,
+                    "readableLocations": loc,
+                    "userConsistencyPolicy": {"defaultConsistencyLevel": "Session"},
+                }
+            ).encode()
             return web.Response(body=body, headers=headers)
         if path.endswith("pkranges"):
             if request.headers.get("If-None-Match") == '"r"':
@@ -107,36 +140,56 @@ def ms(v: float) -> str:
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-def notification_latency(loop: asyncio.AbstractEventLoop, emu: Any, container: Any, n: int) -> list[float]:
-    """Client issues a write at t0; a subscriber on the emulator's loop records when it wakes.
+WRITER = r"""
+import sys, time
+from azure.cosmos import CosmosClient
+c = CosmosClient(sys.argv[1], credential=sys.argv[2]).get_database_client("bench").get_container_client("c")
+c.upsert_item({"id": "warm", "pk": "n"})
+print("ready", flush=True)
+for i, line in enumerate(sys.stdin):
+    t0 = time.perf_counter()
+    c.upsert_item({"id": f"notify-{i}", "pk": "n"})
+    print(t0, flush=True)
+"""
 
-    One write in flight at a time, handed back with a threading.Event (no spinning that would steal the GIL).
-    """
-    wakes: list[float] = []
-    woke = threading.Event()
+
+def notification_latency(loop: asyncio.AbstractEventLoop, emu: Any, n: int) -> list[float]:
+    """A writer in ANOTHER process issues a write at t0 (CLOCK_MONOTONIC is system-wide); a subscriber on
+    the emulator's loop records when it wakes. One write in flight at a time. A separate process keeps the
+    writer's SDK CPU from holding this process's GIL, as with a real client."""
+    import subprocess
+
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, emu.url, WELL_KNOWN_KEY],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+    assert writer.stdout.readline().strip() == "ready"
     sub = emu.subscribe("bench", "c")
-
-    async def consumer() -> None:
-        for _ in range(n):
-            if await sub.wait(5):
-                wakes.append(time.perf_counter())
-                woke.set()
-
-    fut = asyncio.run_coroutine_threadsafe(consumer(), loop)
-    time.sleep(0.05)
-    starts = []
-    for i in range(n):
-        woke.clear()
-        starts.append(time.perf_counter())
-        container.upsert_item({"id": f"notify-{i}", "pk": "n"})
-        if not woke.wait(5):
-            raise RuntimeError("no wake-up within 5 s")
-    fut.result(10)
+    asyncio.run_coroutine_threadsafe(sub.wait(0), loop).result()  # consume the warm-up write
+    lat = []
+    for _ in range(n):
+        fut = asyncio.run_coroutine_threadsafe(_wake_time(sub), loop)
+        writer.stdin.write("w\n")
+        writer.stdin.flush()
+        t0 = float(writer.stdout.readline())
+        woke = fut.result(10)
+        lat.append(woke - t0)
+    writer.stdin.close()
+    writer.wait(10)
     sub.close()
-    return [w - s for w, s in zip(wakes, starts, strict=True)]
+    return lat
+
+
+async def _wake_time(sub: Any) -> float:
+    if not await sub.wait(5):
+        raise RuntimeError("no wake-up within 5 s")
+    return time.perf_counter()
 
 
 def main() -> None:
@@ -150,7 +203,9 @@ def main() -> None:
     floor_loop = background_loop()
     tmp = tempfile.TemporaryDirectory()
     disk = asyncio.run_coroutine_threadsafe(start(port=0, data_dir=Path(tmp.name) / "a"), loop).result()
-    synced = asyncio.run_coroutine_threadsafe(start(port=0, data_dir=Path(tmp.name) / "b", fsync=True), loop).result()
+    synced = asyncio.run_coroutine_threadsafe(
+        start(port=0, data_dir=Path(tmp.name) / "b", fsync=True), loop
+    ).result()
     mem = asyncio.run_coroutine_threadsafe(start(port=0, data_dir=None), loop).result()
     floor_runner, floor_url = asyncio.run_coroutine_threadsafe(start_floor(), floor_loop).result()
     targets = {
@@ -160,7 +215,7 @@ def main() -> None:
         "emulator, on disk --fsync (synchronous=FULL)": container_for(synced.url, create=True),
     }
     results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in targets}
-    for name, c in targets.items():  # warm-up: connection, routing map, caches
+    for c in targets.values():  # warm-up: connection, routing map, caches
         time_ops(c, 20, "warm")
     for r in range(args.rounds):
         for name, c in targets.items():
@@ -168,24 +223,33 @@ def main() -> None:
             results[name][0].extend(w)
             results[name][1].extend(rd)
 
-    print(f"azure-cosmos sync SDK, {args.rounds} interleaved rounds x {args.ops} ops per target "
-          f"(upsert ~200 B docs, point reads)\n")
+    print(
+        f"azure-cosmos sync SDK, {args.rounds} interleaved rounds x {args.ops} ops per target "
+        f"(upsert ~200 B docs, point reads)\n"
+    )
     floor_w = statistics.median(results["floor (canned answers)"][0])
     floor_r = statistics.median(results["floor (canned answers)"][1])
-    print(f"{'target':50} {'write p50':>10} {'read p50':>10} {'writes/s':>9} {'reads/s':>8} "
-          f"{'+write':>9} {'+read':>9} {'ratio w/r':>10}")
+    print(
+        f"{'target':50} {'write p50':>10} {'read p50':>10} {'writes/s':>9} {'reads/s':>8} "
+        f"{'+write':>9} {'+read':>9} {'ratio w/r':>10}"
+    )
     for name, (w, rd) in results.items():
         mw, mr = statistics.median(w), statistics.median(rd)
-        print(f"{name:50} {ms(mw):>10} {ms(mr):>10} {len(w) / sum(w):9.0f} {len(rd) / sum(rd):8.0f} "
-              f"{ms(mw - floor_w):>9} {ms(mr - floor_r):>9} {mw / floor_w:5.2f}/{mr / floor_r:4.2f}")
+        print(
+            f"{name:50} {ms(mw):>10} {ms(mr):>10} {len(w) / sum(w):9.0f} {len(rd) / sum(rd):8.0f} "
+            f"{ms(mw - floor_w):>9} {ms(mr - floor_r):>9} {mw / floor_w:5.2f}/{mr / floor_r:4.2f}"
+        )
 
-    disk_container = targets["emulator, on disk (default: WAL, synchronous=NORMAL)"]
-    lat = notification_latency(loop, disk, disk_container, args.notify)
-    print(f"\nwrite issued -> sub.wait() wakes (on-disk emulator, {len(lat)} writes): "
-          f"p50 {ms(pct(lat, 50))}, p99 {ms(pct(lat, 99))}, max {ms(max(lat))}")
+    lat = notification_latency(loop, disk, args.notify)
+    print(
+        f"\nwrite issued by a client process -> sub.wait() wakes (on-disk emulator, {len(lat)} writes): "
+        f"p50 {ms(pct(lat, 50))}, p99 {ms(pct(lat, 99))}, max {ms(max(lat))}"
+    )
     lat_w = results["emulator, on disk (default: WAL, synchronous=NORMAL)"][0]
-    print(f"(for scale: the SDK upsert round trip itself on that target: p50 {ms(pct(lat_w, 50))}, "
-          f"p99 {ms(pct(lat_w, 99))})")
+    print(
+        f"(for scale: the SDK upsert round trip itself on that target: p50 {ms(pct(lat_w, 50))}, "
+        f"p99 {ms(pct(lat_w, 99))})"
+    )
 
     asyncio.run_coroutine_threadsafe(disk.close(), loop).result()
     asyncio.run_coroutine_threadsafe(synced.close(), loop).result()
