@@ -141,6 +141,9 @@ class ChatData(pulumi.ComponentResource):
         )
 
         principal = pulumi.Output.from_input(principal_id)
+        # A data-plane role assignment takes an exclusive lock on the account: created while the database or a
+        # container is still being created, Cosmos DB refuses it with 412 PreconditionFailed ("another user
+        # operation in progress which requires an exclusive lock"). Ordering it after them avoids the race.
         self.data_contributor = cosmosdb.SqlResourceSqlRoleAssignment(
             "cosmos-data-contributor",
             resource_group_name=resource_group_name,
@@ -153,7 +156,7 @@ class ChatData(pulumi.ComponentResource):
             role_assignment_id=pulumi.Output.all(self.account.id, principal).apply(
                 lambda v: roles.assignment_guid(v[0], roles.COSMOS_DATA_CONTRIBUTOR, v[1])
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.database, self.messages, self.leases]),
         )
         self.endpoint = self.account.document_endpoint
         self.register_outputs({"account": self.account.name, "endpoint": self.endpoint})

@@ -103,6 +103,18 @@ def test_everything_lands_in_the_configured_region(dev: Run):
             assert r.inputs["location"] == "westeurope", r.typ
 
 
+def test_everything_lives_in_the_stack_resource_group(dev: Run):
+    """`pulumi destroy` deletes the group last, which also removes anything Azure adds inside it by itself."""
+    group = dev.one("azure-native:resources:ResourceGroup").state["name"]
+    scoped_elsewhere = {"azure-native:resources:ResourceGroup", ROLE}
+    for r in dev.resources:
+        if r.typ.startswith("azure-native:") and r.typ not in scoped_elsewhere:
+            assert r.inputs.get("resourceGroupName") == group, r.name
+    # Subscription-level RBAC is scoped to resources of this group, never wider.
+    for role in dev.of_type(ROLE):
+        assert "/resourceGroups/" in role.inputs["scope"], role.name
+
+
 def test_cosmos_account_is_serverless_keyless_session(dev: Run):
     account = dev.one("azure-native:cosmosdb:DatabaseAccount").inputs
     assert account["disableLocalAuth"] is True
@@ -158,6 +170,14 @@ def test_cosmos_data_contributor_for_the_identity(dev: Run):
     assert assignment["roleAssignmentId"] == roles.assignment_guid(
         account_id, roles.COSMOS_DATA_CONTRIBUTOR, PRINCIPAL
     )
+
+
+def test_cosmos_role_assignment_waits_for_the_database_and_containers(dev: Run):
+    """Cosmos DB locks the account for a data-plane role assignment (412 if a container is mid-creation)."""
+    assignment = dev.one(COSMOS_ROLE)
+    database = dev.one("azure-native:cosmosdb:SqlResourceSqlDatabase")
+    for other in [database, *dev.of_type(CONTAINER)]:
+        assert other.urn in assignment.dependencies, other.name
 
 
 def test_signalr_serverless_keyless_cors_only_the_app_origin(dev: Run):
