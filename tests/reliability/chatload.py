@@ -145,6 +145,22 @@ class WholeStack:
         await self.proc.stop()
 
 
+#: The SignalR emulator alone, with some of its `hub.Limits` changed (the CLI keeps the service's defaults).
+SIGNALR_WITH_LIMITS = """
+import asyncio, json, signal, sys
+from emulators.signalr import WELL_KNOWN_ACCESS_KEY, start
+async def main():
+    limits = json.loads(sys.argv[2])
+    emu = await start(host="127.0.0.1", port=int(sys.argv[1]), key=WELL_KNOWN_ACCESS_KEY, **limits)
+    print("SignalR emulator on", emu.url, flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await emu.close()
+asyncio.run(main())
+"""
+
+
 class SplitStack:
     """The three emulators as three processes, so one can be killed or restarted while the others run.
 
@@ -152,7 +168,7 @@ class SplitStack:
     local.settings.json) and, with the Cosmos DB emulator in another process, polls the change feed every
     `feedPollDelay` (500 ms) as it would in Azure."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, signalr_limits: dict[str, Any] | None = None) -> None:
         self.app_port, self.cosmos_port, self.signalr_port = free_port(), free_port(), free_port()
         self.cosmos_url = f"http://127.0.0.1:{self.cosmos_port}/"
         self.base = f"http://127.0.0.1:{self.app_port}"
@@ -161,6 +177,9 @@ class SplitStack:
                            b"Cosmos DB emulator listening")
         self.signalr = Proc("signalr", ["-m", "emulators.signalr", "--port", str(self.signalr_port),
                                         "--log-level", "WARNING"], b"SignalR emulator")
+        if signalr_limits:
+            limits = json.dumps(signalr_limits)
+            self.signalr.argv = ["-c", SIGNALR_WITH_LIMITS, str(self.signalr_port), limits]
         env = {
             "CosmosDBConnection": f"AccountEndpoint={self.cosmos_url};AccountKey={COSMOS_KEY};",
             "AzureSignalRConnectionString":
@@ -235,6 +254,7 @@ class ChatWs:
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self.ping_every = 5.0
 
     # ---- connection
 
@@ -295,12 +315,12 @@ class ChatWs:
         last_ping = time.monotonic()
         while True:
             try:
-                msg = await ws.receive(timeout=5)
+                msg = await ws.receive(timeout=self.ping_every)
             except TimeoutError:
                 msg = None
             except (aiohttp.ClientError, OSError):
                 break
-            if time.monotonic() - last_ping > 5:  # the service closes clients silent for 30 s
+            if time.monotonic() - last_ping >= self.ping_every:  # the service closes clients silent for 30 s
                 with contextlib.suppress(Exception):
                     await ws.send_str('{"type":6}' + RS)
                 last_ping = time.monotonic()
@@ -355,6 +375,24 @@ class ChatWs:
                 pass
             await asyncio.sleep(0.2)
 
+    async def stall(self) -> None:
+        """Stop reading (and so pinging), as a frozen tab would: aiohttp stops taking bytes off the socket
+        once its own buffer is full; a small receive buffer keeps the kernel from absorbing much first."""
+        import socket
+
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        sock = self.ws.get_extra_info("socket") if self.ws is not None else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+    def resume(self) -> None:
+        """Read again: whatever was buffered, then the service's Close, then reconnect and catch up."""
+        self._task = asyncio.create_task(self._run())
+
     async def close(self) -> None:
         self._closing = True
         if self.ws is not None:
@@ -394,12 +432,15 @@ class Writer:
     acknowledged: list[dict[str, Any]] = field(default_factory=list)
     failed: int = 0
     refused: int = 0
+    pad: int = 0  # emoji (4 UTF-8 bytes each) before the sequence number, for big messages
 
     async def post_one(self, seq: int) -> bool:
         msg_id = str(uuid.uuid4())
-        body = {"id": msg_id, "user": self.name, "text": f"{seq}@{time.time():.6f}"}
+        body = {"id": msg_id, "user": self.name, "text": "😀" * self.pad + f"{seq}@{time.time():.6f}"}
         try:
-            async with self.http.post(f"{self.base}/api/rooms/{self.room}/messages", json=body) as r:
+            raw = json.dumps(body, ensure_ascii=False).encode()  # emoji: 4 UTF-8 bytes, not 12
+            async with self.http.post(f"{self.base}/api/rooms/{self.room}/messages", data=raw,
+                                      headers={"Content-Type": "application/json"}) as r:
                 if r.status == 201:
                     self.acknowledged.append(await r.json())
                     return True

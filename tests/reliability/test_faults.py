@@ -148,3 +148,56 @@ async def test_a_failing_batch_is_retried_not_skipped(tmp_path):
         if fresh is not None:
             await fresh.close()
         await stack.close()
+
+
+async def signalr_stats(http: aiohttp.ClientSession, port: int) -> dict:
+    async with http.get(f"http://127.0.0.1:{port}/stats") as r:
+        return await r.json()
+
+
+@pytest.mark.slow
+async def test_a_stalled_client_is_dropped_others_unaffected_and_it_catches_up(tmp_path):
+    # A client that stops reading is dropped by the service either when more than 1 MiB waits unsent for it
+    # or when it has been silent for 30 s. On loopback the kernel's socket buffers absorb megabytes before
+    # the first happens (more than History's 200-message window could give back), so the SignalR emulator
+    # runs here with a 6 s silence timeout instead of 30 s (its `hub.Limits`; the same sweep, sooner). The
+    # other clients ping every second.
+    stack = SplitStack(tmp_path, signalr_limits={"client_timeout": 6})
+    await stack.start()
+    clients: list[ChatWs] = []
+    try:
+        async with session() as http:
+            clients = await start_clients(http, stack.base, 6)
+            for c in clients:
+                c.ping_every = 1.0
+            clients.sort(key=lambda c: c.room != ROOMS[0])
+            stalled = clients[0]
+            await stalled.stall()  # stops reading and so stops pinging, like a frozen tab
+            writers = [Writer(http, stack.base, room, f"w-{room}", pad=500) for room in ROOMS]
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(w.run(190, stop, rate=15)) for w in writers]
+            started = time.monotonic()
+            while (await signalr_stats(http, stack.signalr_port))["connections"]["total"] == len(clients):
+                assert time.monotonic() - started < 12, "the stalled client was never dropped"
+                await asyncio.sleep(0.2)
+            dropped_in = time.monotonic() - started
+            await asyncio.sleep(1)
+            stop.set()
+            await asyncio.gather(*tasks)
+            acked = acknowledged_by_room(writers)
+            lost = await wait_all(clients[1:], acked, timeout=30)
+            assert not lost, f"the stalled client held others back: {lost}"
+            assert all(c.stats.reconnects == 0 for c in clients[1:]), "a reading client was dropped"
+            assert stalled.seen.keys() < acked[ROOMS[0]].keys(), "the stalled client got everything anyway"
+
+            stalled.resume()
+            gap = acked[ROOMS[0]].keys() - stalled.seen.keys()
+            assert await stalled.wait_for(set(acked[ROOMS[0]]), timeout=30), (
+                f"{len(gap)} messages never reached the returning client")
+            assert stalled.stats.reconnects == 1 and stalled.stats.caught_up >= 1
+            print(f"\nstalled client dropped after {dropped_in:.1f} s ({stalled.stats.closes}); on return "
+                  f"caught up {stalled.stats.caught_up} of {len(acked[ROOMS[0]])} through History")
+    finally:
+        for c in clients:
+            await c.close()
+        await stack.close()
