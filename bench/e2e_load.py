@@ -9,6 +9,7 @@ moment the POST is sent to the moment a client's socket has the frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -104,6 +105,7 @@ class Workers:
         self.processes = max(1, min(processes, clients))
         self.procs: list[asyncio.subprocess.Process] = []
         self.setup_s = 0.0
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         share, extra = divmod(self.clients, self.processes)
@@ -182,11 +184,12 @@ class PhaseResult:
     clients_cpu: float = 0.0
     server_rss_mib: float = 0.0
     drain_s: float = 0.0
+    aborted: str = ""  # why posting stopped early (the pipeline fell too far behind), else ""
     examples: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.missing == 0 and self.post_errors == 0 and self.acked == self.posted
+        return not self.aborted and self.missing == 0 and self.post_errors == 0 and self.acked == self.posted
 
 
 def percentile(sorted_values: list[float] | array, q: float) -> float:
@@ -202,7 +205,7 @@ class Phase:
     phase_counter = 0
 
     def __init__(self, server: Server, workers: Workers, rate: float, seconds: float,
-                 drain_timeout: float = 15.0) -> None:
+                 drain_timeout: float = 15.0, abort_lag_s: float | None = None) -> None:
         Phase.phase_counter += 1
         self.phase = Phase.phase_counter
         self.server = server
@@ -210,6 +213,7 @@ class Phase:
         self.rate = rate
         self.seconds = seconds
         self.drain_timeout = drain_timeout
+        self.abort_lag_s = abort_lag_s
 
     async def run(self) -> PhaseResult:
         rooms = self.workers.rooms
@@ -218,6 +222,7 @@ class Phase:
             per_room[rooms[i % len(rooms)]] += 1
         res = PhaseResult(self.server.kind, self.workers.clients, self.rate, self.seconds)
         acked: dict[str, list[int]] = {r: [] for r in rooms}
+        ack_log: list[tuple[float, int]] = []  # (when, recipients) per acknowledged post
         post_times: list[float] = []
         await self.workers.command({"cmd": "start", "phase": self.phase})
         cpu0 = cpu_seconds(self.server.pid)
@@ -238,22 +243,31 @@ class Phase:
                         await r.read()
                         if r.status == 201:
                             acked[room].append(seq)
+                            ack_log.append((time.monotonic(), per_room[room]))
                         else:
                             res.post_errors += 1
                 except (aiohttp.ClientError, TimeoutError):
                     res.post_errors += 1
                 post_times.append((time.monotonic_ns() - sent) / 1e6)
 
+            stop = asyncio.Event()
+            finished = asyncio.Event()
+            monitor = asyncio.create_task(self._watch_lag(ack_log, stop, finished, res))
             tasks = []
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             for seq in range(total):
+                if stop.is_set():
+                    break
                 delay = t0 + seq / self.rate - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(post(seq)))
             await asyncio.gather(*tasks)
+            finished.set()  # not cancel(): a command cut between its write and its answer desyncs the pipe
+            await monitor
         post_end = time.perf_counter()
+        total = len(tasks)
         res.posted = total
         res.acked = sum(len(v) for v in acked.values())
         res.achieved_rate = total / max(1e-9, post_end - t_start)
@@ -296,3 +310,22 @@ class Phase:
         res.post_p50_ms, res.post_p99_ms = percentile(post_times, 0.5), percentile(post_times, 0.99)
         res.deliveries_per_s = res.deliveries / max(1e-9, post_end - t_start)
         return res
+
+    async def _watch_lag(self, ack_log: list[tuple[float, int]], stop: asyncio.Event,
+                         finished: asyncio.Event, res: PhaseResult) -> None:
+        """Stop posting once deliveries trail the posts acknowledged `abort_lag_s` ago: past that
+        point p99 < 250 ms is lost anyway, and a minute of backlog would take minutes to drain."""
+        if self.abort_lag_s is None:
+            return
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), 1.0)
+                return
+            cutoff = time.monotonic() - self.abort_lag_s
+            owed = sum(n for when, n in ack_log if when < cutoff)
+            got = sum(a["deliveries"] for a in await self.workers.command({"cmd": "count"}))
+            if got < owed:
+                res.aborted = (f"after {len(ack_log)} acknowledged posts, deliveries trailed the posts "
+                               f"acknowledged {self.abort_lag_s:.0f} s earlier ({got} < {owed})")
+                stop.set()
+                return

@@ -1,0 +1,329 @@
+"""`python -m bench` (what `make bench` runs): the chat measured end to end, beside its floor.
+
+1. Latency and cost of growth: for 100, 1,000 and 5,000 clients in 10 rooms, the stack
+   (`python -m emulators --in-memory`) and the floor (`bench.e2e_floor`) in turn, each posted to at
+   the same steady rate; per delivery, POST sent → frame at the client; p50/p99/max; CPU of the
+   server process.
+2. Throughput: 1,000 clients, the stack, rates stepped up until p99 >= 250 ms or a delivery is
+   missing (or the feed falls behind); the highest passing rate and its deliveries/s.
+3. Profile: py-spy on the stack at the first failing rate, plus the host's invocation log.
+4. History: GET /api/rooms/{room}/messages as stored history grows to 1,000,000, with a cProfile of
+   the emulator's query at the largest size.
+
+Writes bench/results.json and docs/img/latency-vs-clients.png and prints Markdown tables.
+`--quick` runs every part small and short, for trying things (figures not for the docs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import e2e_history, e2e_profile
+from bench.e2e_clients import raise_fd_limit
+from bench.e2e_load import ROOT, Phase, PhaseResult, Server, Workers
+
+ROOMS = [f"room-{i}" for i in range(10)]
+RESULTS = ROOT / "bench" / "results.json"
+PLOT = ROOT / "docs" / "img" / "latency-vs-clients.png"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small and short: for trying, not for figures")
+    p.add_argument(
+        "--parts",
+        default="latency,throughput,profile,history",
+        help="comma-separated subset of latency,throughput,profile,history",
+    )
+    p.add_argument("--sizes", help="client counts for latency/growth (default 100,1000,5000)")
+    p.add_argument(
+        "--latency-rate", type=float, default=20.0, help="posts/s in the latency runs (default 20)"
+    )
+    p.add_argument("--latency-seconds", type=float, help="seconds per latency run (default 30; quick 5)")
+    p.add_argument("--rates", help="throughput ladder, posts/s (default 25,50,75,100,150,200,300,400,600)")
+    p.add_argument("--throughput-seconds", type=float, help="seconds per rate (default 60; quick 10)")
+    p.add_argument("--history-sizes", help="stored messages (default 0,1000,10000,100000,1000000)")
+    p.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"results JSON (default {RESULTS.relative_to(ROOT)})"
+    )
+    p.add_argument("--plot", type=Path, default=PLOT, help=f"plot PNG (default {PLOT.relative_to(ROOT)})")
+    a = p.parse_args(argv)
+    q = a.quick
+    a.sizes = [int(x) for x in (a.sizes or ("20,100" if q else "100,1000,5000")).split(",")]
+    a.latency_seconds = a.latency_seconds or (5.0 if q else 30.0)
+    a.rates = [
+        float(x) for x in (a.rates or ("25,50,100" if q else "25,50,75,100,150,200,300,400,600")).split(",")
+    ]
+    a.throughput_seconds = a.throughput_seconds or (10.0 if q else 60.0)
+    a.history_sizes = [
+        int(x)
+        for x in (a.history_sizes or ("0,1000,10000" if q else "0,1000,10000,100000,1000000")).split(",")
+    ]
+    a.parts = set(a.parts.split(","))
+    return a
+
+
+def machine() -> dict[str, Any]:
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def busy_processes() -> list[str]:
+    """What else is using the CPU right now (the figures are only as good as the machine is quiet)."""
+    out = subprocess.run(
+        ["ps", "-eo", "pcpu,etimes,args", "--sort=-pcpu"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[1:8]
+    return [" ".join(line.split())[:160] for line in out]
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
+
+
+def fmt(r: PhaseResult) -> str:
+    return (
+        f"{r.server:5} {r.clients:>5} clients @ {r.rate:>5.0f}/s: p50 {r.p50_ms:7.1f} p99 {r.p99_ms:7.1f} "
+        f"max {r.max_ms:7.1f} ms; {r.deliveries}/{r.expected} delivered, missing {r.missing}, "
+        f"post errors {r.post_errors}, {r.deliveries_per_s:,.0f} deliveries/s, "
+        f"server CPU {r.server_cpu:.2f} cores{'; ABORTED ' + r.aborted if r.aborted else ''}"
+    )
+
+
+async def with_clients(kind: str, clients: int, body: Any) -> Any:
+    server = Server(kind)
+    server.start()
+    workers = Workers(server.base, clients, ROOMS)
+    try:
+        await workers.start()
+        log(f"{kind}: {clients} clients connected and joined in {workers.setup_s:.1f} s")
+        # Warm-up: first requests pay for imports, connection pools and JIT-less caches.
+        await Phase(server, workers, 20, 2).run()
+        return await body(server, workers)
+    finally:
+        await workers.close()
+        server.stop()
+
+
+async def latency_part(a: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for n in a.sizes:
+        for kind in ("floor", "stack"):
+
+            async def body(server: Server, workers: Workers) -> PhaseResult:
+                return await Phase(server, workers, a.latency_rate, a.latency_seconds).run()
+
+            r: PhaseResult = await with_clients(kind, n, body)
+            log(fmt(r))
+            rows.append(asdict(r))
+    return rows
+
+
+async def throughput_part(a: argparse.Namespace, profile: bool) -> dict[str, Any]:
+    async def body(server: Server, workers: Workers) -> dict[str, Any]:
+        ladder: list[dict[str, Any]] = []
+        best: PhaseResult | None = None
+        failed_at: float | None = None
+        for rate in a.rates:
+            r = await Phase(server, workers, rate, a.throughput_seconds, abort_lag_s=2.0).run()
+            passed = r.ok and r.p99_ms < 250
+            log(fmt(r) + ("  PASS" if passed else "  FAIL"))
+            ladder.append({**asdict(r), "passed": passed})
+            if not passed:
+                failed_at = rate
+                break
+            best = r
+        prof: dict[str, Any] = {}
+        if profile and failed_at is not None:
+            seconds = 15 if not a.quick else 5
+            with tempfile.TemporaryDirectory(prefix="bench-spy-") as tmp:
+                raw = Path(tmp) / "stack.raw"
+                log_start = Path(server.log.name).stat().st_size
+                spy = e2e_profile.start_py_spy(server.pid, seconds, raw)
+                r = await Phase(server, workers, failed_at, seconds).run()
+                if spy is not None:
+                    spy.wait(60)
+                with open(server.log.name, encoding="utf-8", errors="replace") as f:
+                    f.seek(log_start)
+                    prof["invocations"] = e2e_profile.invocations(f.read())
+                prof["phase"] = asdict(r)
+                prof["py_spy"] = e2e_profile.summarise(raw) if raw.exists() else {"error": "py-spy not run"}
+                log(f"profile at {failed_at:.0f}/s: {json.dumps(prof['invocations'])}")
+        return {
+            "ladder": ladder,
+            "best": asdict(best) if best else None,
+            "failed_at": failed_at,
+            "profile": prof,
+        }
+
+    return await with_clients("stack", 1000 if not a.quick else 100, body)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    styles = {"stack": "tab:blue", "floor": "tab:gray"}
+    for kind in ("stack", "floor"):
+        pts = sorted((r for r in rows if r["server"] == kind), key=lambda r: r["clients"])
+        xs = [r["clients"] for r in pts]
+        for q, ls, mk in (("p50_ms", "-", "o"), ("p99_ms", "--", "s"), ("max_ms", ":", "^")):
+            ax.plot(
+                xs,
+                [r[q] for r in pts],
+                ls,
+                marker=mk,
+                color=styles[kind],
+                label=f"{'Cosmic Chat' if kind == 'stack' else 'floor'} {q[:-3]}",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    sizes = sorted({r["clients"] for r in rows})
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([f"{n:,}" for n in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("connected clients (10 rooms)")
+    ax.set_ylabel("POST → delivery latency (ms)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def tables(res: dict[str, Any]) -> str:
+    out = []
+    lat = res.get("latency") or []
+    if lat:
+        out.append(
+            "| clients | server | p50 ms | p99 ms | max ms | delivered / expected | server CPU (cores) |"
+        )
+        out.append("|---|---|---|---|---|---|---|")
+        for r in lat:
+            out.append(
+                f"| {r['clients']:,} | {r['server']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | {r['server_cpu']:.2f} |"
+            )
+        out.append("")
+        out.append("| clients | p50 ratio (stack/floor) | p99 ratio |")
+        out.append("|---|---|---|")
+        for n in sorted({r["clients"] for r in lat}):
+            s = next((r for r in lat if r["clients"] == n and r["server"] == "stack"), None)
+            f = next((r for r in lat if r["clients"] == n and r["server"] == "floor"), None)
+            if s and f and f["p50_ms"] and f["p99_ms"]:
+                out.append(f"| {n:,} | {s['p50_ms'] / f['p50_ms']:.1f}x | {s['p99_ms'] / f['p99_ms']:.1f}x |")
+        out.append("")
+    th = res.get("throughput")
+    if th:
+        out.append(
+            "| posts/s | achieved | p50 ms | p99 ms | max ms | delivered / expected | deliveries/s | "
+            "server CPU | verdict |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for r in th["ladder"]:
+            verdict = "pass" if r["passed"] else ("fail: " + (r["aborted"] or "p99/loss"))[:80]
+            out.append(
+                f"| {r['rate']:.0f} | {r['achieved_rate']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | "
+                f"{r['deliveries_per_s']:,.0f} | {r['server_cpu']:.2f} | {verdict} |"
+            )
+        out.append("")
+    hist = res.get("history")
+    if hist:
+        out.append("| stored messages | in the queried room | median ms | p90 ms | max ms |")
+        out.append("|---|---|---|---|---|")
+        for r in hist["rows"]:
+            out.append(
+                f"| {r['stored']:,} | {r['in_room']:,} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
+                f"{r['max_ms']:.1f} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+async def main_async(a: argparse.Namespace) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "command": "python -m bench " + " ".join(shlex.quote(x) for x in sys.argv[1:]),
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "load_before": os.getloadavg(),
+        "busy_before": busy_processes(),
+        "settings": {
+            k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
+            for k, v in vars(a).items()
+        },
+    }
+    log(f"machine: {res['machine']}; load average {res['load_before']}")
+    if "latency" in a.parts:
+        res["latency"] = await latency_part(a)
+        plot(
+            res["latency"],
+            a.plot,
+            f"{res['machine']['cores']} cores, {a.latency_rate:.0f} posts/s, "
+            f"10 rooms, {a.latency_seconds:.0f} s per point ({res['started']})",
+        )
+        log(f"plot: {a.plot}")
+    if "throughput" in a.parts:
+        res["throughput"] = await throughput_part(a, "profile" in a.parts)
+    if "history" in a.parts:
+        with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
+            rows = await e2e_history.run(a.history_sizes, 10, 20 if not a.quick else 5, Path(tmp), log)
+            prof = e2e_history.profile_query(Path(tmp), e2e_history.room_name(0))
+        res["history"] = {"rows": rows, "profile": prof}
+        log(
+            f"store query at {a.history_sizes[-1]:,} stored: {prof['store_query_s'] * 1000:.0f} ms for "
+            f"{prof['rows_in_partition']:,} rows in the partition\n{prof['profile_top']}"
+        )
+    res["load_after"] = os.getloadavg()
+    res["busy_after"] = busy_processes()
+    res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    raise_fd_limit()
+    res = asyncio.run(main_async(a))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=1) + "\n")
+    log("\n" + tables(res))
+    log(f"results: {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Where the stack's time goes: py-spy on the stack process during a load phase, and the host's own
+one-line-per-invocation log (SaveChat and FeedToSignalR durations, batch sizes).
+
+py-spy samples every thread; the figures here are for the event-loop thread (`MainThread`), which
+runs all three servers and is the one that saturates. "Inclusive" = share of that thread's samples
+in which the function is on the stack; "self" = share in which it is the innermost frame.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+INVOCATION = re.compile(
+    r"(SaveChat|FeedToSignalR) (?:http POST \S+ → \d+|cosmosDBTrigger \S+ \((\d+) docs\)) "
+    r"in ([\d.]+) ms"
+)
+
+
+def start_py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
+    if not PY_SPY.exists():
+        return None
+    return subprocess.Popen(
+        [
+            str(PY_SPY),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--threads",
+            "--nonblocking",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _short(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    path = where.split(":")[0]
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})"
+
+
+def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
+    """Inclusive and self shares of the event-loop thread's samples, largest first."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n_text = line.rpartition(" ")
+        frames = stack.split(";")
+        if "MainThread" not in frames[0]:
+            continue
+        n = int(n_text)
+        total += n
+        own[_short(frames[-1])] += n
+        for f in {_short(f) for f in frames[1:]}:
+            inclusive[f] += n
+    generic = (
+        "asyncio/",
+        "runpy",
+        "<module>",
+        "emulators/__main__.py",
+        "web_protocol.py",
+        "web_app.py",
+        "tracing/decorator_async.py",
+    )
+    incl = [(f, n) for f, n in inclusive.most_common() if not any(g in f for g in generic)]
+    return {
+        "samples": total,
+        "inclusive": [(f, round(100 * n / total, 1)) for f, n in incl[:top]] if total else [],
+        "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)] if total else [],
+    }
+
+
+def invocations(log_text: str) -> dict[str, Any]:
+    """SaveChat and FeedToSignalR durations from the host's log lines."""
+    save: list[float] = []
+    feed: list[tuple[int, float]] = []
+    for m in INVOCATION.finditer(log_text):
+        if m.group(1) == "SaveChat":
+            save.append(float(m.group(3)))
+        else:
+            feed.append((int(m.group(2)), float(m.group(3))))
+    out: dict[str, Any] = {"savechat_count": len(save)}
+    if save:
+        out["savechat_median_ms"] = round(statistics.median(save), 1)
+    if feed:
+        docs = sum(d for d, _ in feed)
+        ms = sum(t for _, t in feed)
+        out.update(
+            {
+                "feed_batches": len(feed),
+                "feed_docs": docs,
+                "feed_median_batch_docs": statistics.median(d for d, _ in feed),
+                "feed_median_batch_ms": round(statistics.median(t for _, t in feed), 1),
+                "feed_ms_per_doc": round(ms / docs, 2) if docs else None,
+                "feed_busy_s": round(ms / 1000, 1),
+            }
+        )
+    return out
