@@ -127,10 +127,15 @@ def _authorize_existing(request: web.Request, hub: str, conn: Connection,
     """A request on an existing connection: a token, if sent, must be valid and the connection's user's.
 
     Without one, the unguessable connection token (obtained with a verified token at negotiate)
-    authenticates the request: signalrcore's long polls carry no Authorization header.
+    authenticates the request if it is the ``id``: signalrcore's long polls carry no Authorization
+    header. A v1 connection addressed by its public connection id needs a token.
     """
     if auth.bearer_token(request.headers, request.query, allow_query=query_token_ok) is None:
-        return None
+        if request.query.get("id") == conn.token:
+            return None
+        # addressed by its public connection id (v1): only a token proves who is asking
+        request.app[STATE_KEY].stats.auth_failures += 1
+        return _unauthorized("Missing access token: this connection is addressed by its public id.")
     claims = _authenticate(request, hub, query_token_ok)
     if isinstance(claims, web.Response):
         return claims

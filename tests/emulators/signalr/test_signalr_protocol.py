@@ -248,3 +248,19 @@ async def test_an_expired_token_ends_a_long_polling_connection(
     async with http.get(url, headers=headers) as r:
         assert r.status == 401
         assert "expired" in (await r.json())["error"]
+
+
+async def test_public_connection_id_needs_a_token(
+    emulator: Emulator, http: aiohttp.ClientSession, service: ServiceClient
+) -> None:
+    """The secret connection token may stand alone (signalrcore polls send no token); the public id not."""
+    tok = service.client_connection_info("chat")["accessToken"]
+    async with http.post(
+        f"{emulator.url}/client/negotiate?hub=chat&negotiateVersion=1",
+        headers={"Authorization": f"Bearer {tok}"},
+    ) as r:
+        body = await r.json()
+    async with http.get(f"{emulator.url}/client/?hub=chat&id={body['connectionId']}") as r:
+        assert r.status == 401
+    async with http.get(f"{emulator.url}/client/?hub=chat&id={body['connectionToken']}") as r:
+        assert r.status == 200  # the first long poll
