@@ -18,6 +18,7 @@ from infra.deploy import AppPackage
 from infra.identity import Foundation
 from infra.monitoring import Monitoring
 from infra.realtime import Realtime
+from infra.scope import StackScope
 from infra.storage import HostStorage
 
 ROOT = Path(__file__).resolve().parent
@@ -27,8 +28,12 @@ client = authorization.get_client_config_output()
 subscription_id = client.subscription_id
 
 base = Foundation("foundation", cfg)
-rg_name = base.resource_group.name
-principal_id = base.identity.principal_id
+scope = StackScope(
+    cfg,
+    resource_group_name=base.resource_group.name,
+    principal_id=base.identity.principal_id,
+    subscription_id=subscription_id,
+)
 
 # Explicit app name, known before the app exists: SignalR CORS needs the origin, and SignalR (with its role)
 # is created before the app. See infra.app.default_app_name for why this is not auto-named.
@@ -39,21 +44,10 @@ app_name = (
 )
 app_origin = app_name.apply(lambda name: f"https://{expected_host(name)}")
 
-data = ChatData("data", cfg, resource_group_name=rg_name, principal_id=principal_id)
-realtime = Realtime(
-    "realtime",
-    cfg,
-    resource_group_name=rg_name,
-    principal_id=principal_id,
-    subscription_id=subscription_id,
-    app_origin=app_origin,
-)
-host_storage = HostStorage(
-    "storage", cfg, resource_group_name=rg_name, principal_id=principal_id, subscription_id=subscription_id
-)
-monitoring = Monitoring(
-    "monitoring", cfg, resource_group_name=rg_name, principal_id=principal_id, subscription_id=subscription_id
-)
+data = ChatData("data", scope)
+realtime = Realtime("realtime", scope, app_origin=app_origin)
+host_storage = HostStorage("storage", scope)
+monitoring = Monitoring("monitoring", scope)
 
 role_assignments = [
     data.data_contributor,
@@ -64,9 +58,8 @@ role_assignments = [
 
 app = FunctionApp(
     "app",
-    cfg,
+    scope,
     app_name=app_name,
-    resource_group_name=rg_name,
     identity_id=base.identity.id,
     deployment_container_url=host_storage.deployment_container_url,
     app_settings=keyless_settings(
@@ -103,7 +96,7 @@ if cfg.deploy_code:
 
 pulumi.export("site_url", site_url)
 pulumi.export("negotiate_url", pulumi.Output.concat(site_url, "/api/negotiate"))
-pulumi.export("resource_group", rg_name)
+pulumi.export("resource_group", base.resource_group.name)
 pulumi.export("function_app", app.app.name)
 pulumi.export("cosmos_account", data.account.name)
 pulumi.export("cosmos_endpoint", data.endpoint)

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import pulumi
 from pulumi_azure_native import web
 
-from infra.config import StackConfig
 from infra.naming import logical_name
+from infra.scope import Component, StackScope
 
 # Settings Flex Consumption rejects (or ignores in ways that break the app): never send them.
 FLEX_REJECTED_SETTINGS = frozenset(
@@ -107,40 +107,36 @@ def keyless_settings(
     return [{"name": name, "value": value} for name, value in settings]
 
 
-class FunctionApp(pulumi.ComponentResource):
+class FunctionApp(Component):
     """Flex Consumption plan + Linux Python Function App running as the user-assigned identity."""
 
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
+        scope: StackScope,
         *,
         app_name: pulumi.Input[str],
-        resource_group_name: pulumi.Input[str],
         identity_id: pulumi.Input[str],
         deployment_container_url: pulumi.Input[str],
         app_settings: Sequence[dict[str, pulumi.Input[str]]],
         role_assignments: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("cosmic-chat:infra:FunctionApp", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("FunctionApp", name, scope, opts)
+        cfg = self.cfg
         self.plan = web.AppServicePlan(
             logical_name(cfg, "plan"),
-            resource_group_name=resource_group_name,
-            location=cfg.location,
+            **scope.placement(),
             kind="functionapp",
             reserved=True,
             sku=web.SkuDescriptionArgs(name="FC1", tier="FlexConsumption"),
-            tags=cfg.tags,
-            opts=child,
+            opts=self.child,
         )
         identity_uai = web.AuthenticationType.USER_ASSIGNED_IDENTITY
         self.app = web.WebApp(
             "func",
             name=app_name,
-            resource_group_name=resource_group_name,
-            location=cfg.location,
+            **scope.placement(),
             kind="functionapp,linux",
             server_farm_id=self.plan.id,
             https_only=True,
@@ -171,26 +167,21 @@ class FunctionApp(pulumi.ComponentResource):
                     type=web.SiteUpdateStrategyType.ROLLING_UPDATE
                 ),
             ),
-            tags=cfg.tags,
             # Roles first: the host starts with the identity and must find its access in place (propagation
             # takes minutes, so it starts as early as possible).
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(role_assignments)),
         )
         # FTP(S) off: Flex rejects siteConfig.ftpsState, so basic-auth publishing (FTP and SCM) is disabled
         # instead; deployments authenticate with Entra ID tokens.
-        self.ftp_basic_auth = web.WebAppFtpAllowed(
-            "ftp-basic-auth-off",
-            name=self.app.name,
-            resource_group_name=resource_group_name,
-            allow=False,
-            opts=child,
-        )
-        self.scm_basic_auth = web.WebAppScmAllowed(
-            "scm-basic-auth-off",
-            name=self.app.name,
-            resource_group_name=resource_group_name,
-            allow=False,
-            opts=child,
+        self.ftp_basic_auth, self.scm_basic_auth = (
+            policy(
+                f"{label}-basic-auth-off",
+                name=self.app.name,
+                **scope.placement(location=False, tags=False),
+                allow=False,
+                opts=self.child,
+            )
+            for label, policy in (("ftp", web.WebAppFtpAllowed), ("scm", web.WebAppScmAllowed))
         )
         self.site_host = pulumi.Output.all(self.app.default_host_name, app_name).apply(
             lambda v: verify_host(v[0], expected_host(v[1]), cfg.extra_cors_origins)

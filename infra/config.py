@@ -102,6 +102,15 @@ def _int(key: str, raw: str) -> int:
         raise ConfigError(key, f"must be a whole number, got {raw!r}") from None
 
 
+def _int_in_range(key: str, raw: str, bounds: tuple[int, int], rule: str) -> int:
+    """A whole number within bounds; `rule` names who sets the limit, with {low} and {high} placeholders."""
+    low, high = bounds
+    value = _int(key, raw)
+    if not low <= value <= high:
+        raise ConfigError(key, f"{value} is out of range; {rule.format(low=low, high=high)}")
+    return value
+
+
 def _bool(key: str, raw: str) -> bool:
     value = str(raw).strip().lower()
     if value in ("true", "1", "yes"):
@@ -155,12 +164,12 @@ def parse_config(
             "(512 is rejected by the current Microsoft.Web API)",
         )
 
-    max_instances = _int(key("maxInstances"), values.get("maxInstances", "40"))
-    low, high = MAX_INSTANCES_RANGE
-    if not low <= max_instances <= high:
-        raise ConfigError(
-            key("maxInstances"), f"{max_instances} is out of range; Flex Consumption allows {low} to {high}"
-        )
+    max_instances = _int_in_range(
+        key("maxInstances"),
+        values.get("maxInstances", "40"),
+        MAX_INSTANCES_RANGE,
+        "Flex Consumption allows {low} to {high}",
+    )
 
     sku = str(values.get("signalrSku", "Free_F1")).strip()
     if sku not in SIGNALR_SKUS:
@@ -205,12 +214,12 @@ def parse_config(
                 "or a number of seconds of 1 or more (Cosmos DB rejects 0); leave unset for no TTL",
             )
 
-    retention = _int(key("logRetentionDays"), values.get("logRetentionDays", "30"))
-    low, high = LOG_RETENTION_RANGE
-    if not low <= retention <= high:
-        raise ConfigError(
-            key("logRetentionDays"), f"{retention} is out of range; Log Analytics keeps {low} to {high} days"
-        )
+    retention = _int_in_range(
+        key("logRetentionDays"),
+        values.get("logRetentionDays", "30"),
+        LOG_RETENTION_RANGE,
+        "Log Analytics keeps {low} to {high} days",
+    )
 
     app_name = values.get("appName")
     if app_name is not None:

@@ -6,8 +6,8 @@ import pulumi
 from pulumi_azure_native import cosmosdb
 
 from infra import roles
-from infra.config import StackConfig
 from infra.naming import logical_name
+from infra.scope import Component, StackScope
 
 DATABASE = "chat"
 MESSAGES = "messages"
@@ -47,25 +47,15 @@ def messages_indexing_policy() -> cosmosdb.IndexingPolicyArgs:
     )
 
 
-class ChatData(pulumi.ComponentResource):
+class ChatData(Component):
     """The Cosmos DB account (keyless), database `chat`, containers `messages` and `leases`."""
 
-    def __init__(
-        self,
-        name: str,
-        cfg: StackConfig,
-        *,
-        resource_group_name: pulumi.Input[str],
-        principal_id: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("cosmic-chat:infra:ChatData", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-
+    def __init__(self, name: str, scope: StackScope, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ChatData", name, scope, opts)
+        cfg = self.cfg
         self.account = cosmosdb.DatabaseAccount(
             logical_name(cfg, "cosmos"),
-            resource_group_name=resource_group_name,
-            location=cfg.location,
+            **scope.placement(),
             kind=cosmosdb.DatabaseAccountKind.GLOBAL_DOCUMENT_DB,
             database_account_offer_type=cosmosdb.DatabaseAccountOfferType.STANDARD,
             locations=[
@@ -82,8 +72,7 @@ class ChatData(pulumi.ComponentResource):
             disable_key_based_metadata_write_access=True,
             minimal_tls_version=cosmosdb.MinimalTlsVersion.TLS12,
             public_network_access=cosmosdb.PublicNetworkAccess.ENABLED,
-            tags=cfg.tags,
-            opts=child,
+            opts=self.child,
         )
 
         # Serverless accounts must not be given throughput; autoscale is shared by both containers.
@@ -96,57 +85,30 @@ class ChatData(pulumi.ComponentResource):
         )
         self.database = cosmosdb.SqlResourceSqlDatabase(
             "chat-db",
-            resource_group_name=resource_group_name,
+            **scope.placement(location=False),
             account_name=self.account.name,
             database_name=DATABASE,
             resource=cosmosdb.SqlDatabaseResourceArgs(id=DATABASE),
             options=database_options,
-            tags=cfg.tags,
-            opts=child,
+            opts=self.child,
         )
-
-        self.messages = cosmosdb.SqlResourceSqlContainer(
-            "messages",
-            resource_group_name=resource_group_name,
-            account_name=self.account.name,
-            database_name=self.database.name,
-            container_name=MESSAGES,
-            resource=cosmosdb.SqlContainerResourceArgs(
-                id=MESSAGES,
-                partition_key=cosmosdb.ContainerPartitionKeyArgs(
-                    paths=["/room"], kind=cosmosdb.PartitionKind.HASH, version=2
-                ),
-                indexing_policy=messages_indexing_policy(),
-                default_ttl=cfg.message_ttl_seconds,
-            ),
-            tags=cfg.tags,
-            opts=child,
+        self.messages = self._container(
+            MESSAGES,
+            "/room",
+            indexing_policy=messages_indexing_policy(),
+            default_ttl=cfg.message_ttl_seconds,
         )
         # The change-feed processor's checkpoints. Identity-based connections cannot create containers, so the
         # trigger's create_lease_container_if_not_exists is off and the container is declared here.
-        self.leases = cosmosdb.SqlResourceSqlContainer(
-            "leases",
-            resource_group_name=resource_group_name,
-            account_name=self.account.name,
-            database_name=self.database.name,
-            container_name=LEASES,
-            resource=cosmosdb.SqlContainerResourceArgs(
-                id=LEASES,
-                partition_key=cosmosdb.ContainerPartitionKeyArgs(
-                    paths=["/id"], kind=cosmosdb.PartitionKind.HASH, version=2
-                ),
-            ),
-            tags=cfg.tags,
-            opts=child,
-        )
+        self.leases = self._container(LEASES, "/id")
 
-        principal = pulumi.Output.from_input(principal_id)
+        principal = pulumi.Output.from_input(scope.principal_id)
         # A data-plane role assignment takes an exclusive lock on the account: created while the database or a
         # container is still being created, Cosmos DB refuses it with 412 PreconditionFailed ("another user
         # operation in progress which requires an exclusive lock"). Ordering it after them avoids the race.
         self.data_contributor = cosmosdb.SqlResourceSqlRoleAssignment(
             "cosmos-data-contributor",
-            resource_group_name=resource_group_name,
+            **scope.placement(location=False, tags=False),
             account_name=self.account.name,
             principal_id=principal,
             scope=self.account.id,
@@ -160,3 +122,23 @@ class ChatData(pulumi.ComponentResource):
         )
         self.endpoint = self.account.document_endpoint
         self.register_outputs({"account": self.account.name, "endpoint": self.endpoint})
+
+    def _container(
+        self, container: str, partition_key: str, **resource: object
+    ) -> cosmosdb.SqlResourceSqlContainer:
+        """A container of database `chat` (hash partition key, version 2 for keys longer than 100 bytes)."""
+        return cosmosdb.SqlResourceSqlContainer(
+            container,
+            **self.scope.placement(location=False),
+            account_name=self.account.name,
+            database_name=self.database.name,
+            container_name=container,
+            resource=cosmosdb.SqlContainerResourceArgs(
+                id=container,
+                partition_key=cosmosdb.ContainerPartitionKeyArgs(
+                    paths=[partition_key], kind=cosmosdb.PartitionKind.HASH, version=2
+                ),
+                **resource,
+            ),
+            opts=self.child,
+        )

@@ -6,11 +6,11 @@ import pulumi
 from pulumi_azure_native import signalrservice
 
 from infra import roles
-from infra.config import StackConfig
 from infra.naming import logical_name
+from infra.scope import Component, StackScope
 
 
-class Realtime(pulumi.ComponentResource):
+class Realtime(Component):
     """SignalR Service + SignalR Service Owner for the app's identity.
 
     Serverless mode: no hub server keeps connections; the Functions bindings negotiate and send through the
@@ -22,20 +22,16 @@ class Realtime(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
+        scope: StackScope,
         *,
-        resource_group_name: pulumi.Input[str],
-        principal_id: pulumi.Input[str],
-        subscription_id: pulumi.Input[str],
         app_origin: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("cosmic-chat:infra:Realtime", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("Realtime", name, scope, opts)
+        cfg = self.cfg
         self.service = signalrservice.SignalR(
             logical_name(cfg, "signalr"),
-            resource_group_name=resource_group_name,
-            location=cfg.location,
+            **scope.placement(),
             kind=signalrservice.ServiceKind.SIGNAL_R,
             sku=signalrservice.ResourceSkuArgs(
                 name=cfg.signalr_sku, tier=cfg.signalr_tier, capacity=cfg.signalr_units
@@ -54,16 +50,10 @@ class Realtime(pulumi.ComponentResource):
             disable_local_auth=True,
             disable_aad_auth=False,
             public_network_access="Enabled",
-            tags=cfg.tags,
-            opts=child,
+            opts=self.child,
         )
-        self.owner_role = roles.assign_role(
-            "signalr-service-owner",
-            scope=self.service.id,
-            role=roles.SIGNALR_SERVICE_OWNER,
-            principal_id=principal_id,
-            subscription_id=subscription_id,
-            parent=self,
+        self.owner_role = scope.grant(
+            "signalr-service-owner", scope=self.service.id, role=roles.SIGNALR_SERVICE_OWNER, parent=self
         )
         self.service_uri = pulumi.Output.concat("https://", self.service.host_name)
         self.register_outputs({"name": self.service.name, "service_uri": self.service_uri})

@@ -6,35 +6,32 @@ import pulumi
 from pulumi_azure_native import storage
 
 from infra import roles
-from infra.config import StackConfig
 from infra.naming import storage_logical_name
+from infra.scope import Component, StackScope
 
 DEPLOYMENT_CONTAINER = "app-package"
 
+# The host needs blobs (leases, keys, the deployment package), queues and tables. Blob Data Owner on the
+# account also covers the deployment container.
+HOST_ROLES = (
+    ("blob-data-owner", roles.STORAGE_BLOB_DATA_OWNER),
+    ("queue-data-contributor", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR),
+    ("table-data-contributor", roles.STORAGE_TABLE_DATA_CONTRIBUTOR),
+)
 
-class HostStorage(pulumi.ComponentResource):
+
+class HostStorage(Component):
     """Storage for the host (leases, timers, queues) and the deployment package, reachable only with Entra ID.
 
     Shared keys are off, so nothing may use a connection string; `storage.Blob` would upload with the shared
     key, which is why the code goes through the app's /api/publish endpoint instead.
     """
 
-    def __init__(
-        self,
-        name: str,
-        cfg: StackConfig,
-        *,
-        resource_group_name: pulumi.Input[str],
-        principal_id: pulumi.Input[str],
-        subscription_id: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("cosmic-chat:infra:HostStorage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def __init__(self, name: str, scope: StackScope, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("HostStorage", name, scope, opts)
         self.account = storage.StorageAccount(
-            storage_logical_name(cfg),
-            resource_group_name=resource_group_name,
-            location=cfg.location,
+            storage_logical_name(self.cfg),
+            **scope.placement(),
             kind=storage.Kind.STORAGE_V2,
             sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
             allow_shared_key_access=False,
@@ -44,33 +41,19 @@ class HostStorage(pulumi.ComponentResource):
             minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
             enable_https_traffic_only=True,
             public_network_access=storage.PublicNetworkAccess.ENABLED,
-            tags=cfg.tags,
-            opts=child,
+            opts=self.child,
         )
         self.deployment_container = storage.BlobContainer(
             "deployment",
-            resource_group_name=resource_group_name,
+            **scope.placement(location=False, tags=False),
             account_name=self.account.name,
             container_name=DEPLOYMENT_CONTAINER,
             public_access=storage.PublicAccess.NONE,
-            opts=child,
+            opts=self.child,
         )
-        # The host needs blobs (leases, the deployment package), queues and tables; Blob Data Owner on the
-        # account also covers the deployment container.
         self.roles = [
-            roles.assign_role(
-                f"storage-{label}",
-                scope=self.account.id,
-                role=role,
-                principal_id=principal_id,
-                subscription_id=subscription_id,
-                parent=self,
-            )
-            for label, role in (
-                ("blob-data-owner", roles.STORAGE_BLOB_DATA_OWNER),
-                ("queue-data-contributor", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR),
-                ("table-data-contributor", roles.STORAGE_TABLE_DATA_CONTRIBUTOR),
-            )
+            scope.grant(f"storage-{label}", scope=self.account.id, role=role, parent=self)
+            for label, role in HOST_ROLES
         ]
         # primary_endpoints.blob ends with "/".
         self.deployment_container_url = pulumi.Output.concat(
