@@ -230,13 +230,15 @@ def tables(res: dict[str, Any]) -> str:
     lat = res.get("latency") or []
     if lat:
         out.append(
-            "| clients | server | p50 ms | p99 ms | max ms | delivered / expected | server CPU (cores) |"
+            "| clients | server | p50 ms | p99 ms | max ms | delivered / expected | server CPU (cores) "
+            "| CPU ms per post | server RSS MiB |"
         )
-        out.append("|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for r in lat:
             out.append(
                 f"| {r['clients']:,} | {r['server']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | {r['server_cpu']:.2f} |"
+                f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | {r['server_cpu']:.2f} | "
+                f"{1000 * r['server_cpu'] / r['rate']:.1f} | {r['server_rss_mib']:.0f} |"
             )
         out.append("")
         out.append("| clients | p50 ratio (stack/floor) | p99 ratio |")

@@ -57,10 +57,31 @@ def _short(frame: str) -> str:
     return f"{name} ({path})"
 
 
+COMPONENTS = (  # first match wins, so the order is outermost-first
+    (
+        "change-feed trigger: read the feed, invoke FeedToSignalR, SignalR REST call, lease write",
+        "cosmos_trigger.py",
+    ),
+    ("Functions host HTTP: negotiate/join/SaveChat incl. the azure-cosmos SDK upsert", "http_server.py"),
+    ("Cosmos DB emulator server (HTTP, auth, store calls)", "emulators/cosmos/"),
+    ("SignalR emulator (REST, hub, WebSocket fan-out)", "emulators/signalr/"),
+    ("aiohttp client responses (SDK and REST replies) and other loop callbacks", ""),
+)
+
+
+def component(frames: list[str]) -> str:
+    for label, marker in COMPONENTS:
+        if not marker or any(marker in f for f in frames):
+            return label
+    return COMPONENTS[-1][0]
+
+
 def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
     """Inclusive and self shares of the event-loop thread's samples, largest first."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    parts: Counter[str] = Counter()
+    logging_samples = 0
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, n_text = line.rpartition(" ")
@@ -70,6 +91,9 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
         n = int(n_text)
         total += n
         own[_short(frames[-1])] += n
+        parts[component(frames)] += n
+        if any("logging/__init__.py" in f for f in frames):
+            logging_samples += n
         for f in {_short(f) for f in frames[1:]}:
             inclusive[f] += n
     generic = (
@@ -82,10 +106,14 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
         "tracing/decorator_async.py",
     )
     incl = [(f, n) for f, n in inclusive.most_common() if not any(g in f for g in generic)]
+    if not total:
+        return {"samples": 0}
     return {
         "samples": total,
-        "inclusive": [(f, round(100 * n / total, 1)) for f, n in incl[:top]] if total else [],
-        "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)] if total else [],
+        "components": [(c, round(100 * n / total, 1)) for c, n in parts.most_common()],
+        "logging_pct": round(100 * logging_samples / total, 1),
+        "inclusive": [(f, round(100 * n / total, 1)) for f, n in incl[:top]],
+        "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)],
     }
 
 
