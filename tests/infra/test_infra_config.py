@@ -66,3 +66,26 @@ def test_extra_cors_origins_are_normalised_and_deduplicated():
         extraCorsOrigins=" https://Chat.Example.org , https://chat.example.org,https://x.example.org:8443"
     )
     assert cfg.extra_cors_origins == ("https://chat.example.org", "https://x.example.org:8443")
+
+
+@pytest.mark.parametrize("stack_file", ["Pulumi.dev.yaml", "Pulumi.prod.yaml"])
+def test_stack_files_hold_only_known_keys_and_no_credentials(stack_file):
+    """Plain config is committed: a key or connection string there would leak. The program needs none (the app
+    is keyless); anything secret would have to be a `secure:` Pulumi secret."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from infra.config import KNOWN_KEYS
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / stack_file).read_text())["config"]
+    values = {k.split(":", 1)[1]: str(v) for k, v in raw.items() if k.startswith("cosmic-chat:")}
+    assert set(values) <= set(KNOWN_KEYS)
+    parse_config(values, project="cosmic-chat", stack="x", location="westeurope")
+    credential = re.compile(
+        r"AccountKey=|SharedAccessSignature|AccessKey=|sig=|password|secret|://[^/]*:[^/]*@", re.I
+    )
+    for key, value in raw.items():
+        assert not isinstance(value, dict), f"{key}: secrets are not expected in this program's config"
+        assert not credential.search(f"{key}={value}"), key
