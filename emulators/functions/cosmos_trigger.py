@@ -45,6 +45,7 @@ log = logging.getLogger("emulators.functions")
 LEASE_EXPIRY = 60.0  # seconds without renewal before another owner may take a lease
 LEASE_RENEW = 17.0  # the change feed processor's renew interval
 NOTIFIED_IDLE = 5.0  # longest idle wait when the emulator's change notification wakes the consumer
+STOP_GRACE = 5.0  # how long a clean stop waits for an in-flight batch to be invoked and checkpointed
 FIRST_RETRY = 0.5  # back-off for a failing batch: 0.5 s, 1 s, 2 s, ... capped
 MAX_RETRY = 30.0
 
@@ -92,6 +93,9 @@ class ChangeFeedConsumer:
         self._lease: dict[str, Any] | None = None
         self._lease_written = 0.0
         self._sub: Any = None
+        # Held from invoking a batch until its checkpoint is written: a clean stop waits for it so a
+        # delivered batch is not delivered again after a restart (a crash still may: at-least-once).
+        self._in_flight = asyncio.Lock()
         self.invocations = 0
         self.delivered = 0
 
@@ -105,6 +109,12 @@ class ChangeFeedConsumer:
 
     async def stop(self) -> None:
         if self._task is not None:
+            drained = False
+            try:
+                drained = await asyncio.wait_for(self._in_flight.acquire(), STOP_GRACE)
+            except TimeoutError:
+                log.warning("%s: stopping with a batch still failing; it will be retried after restart",
+                            self.fd.name)
             self._task.cancel()
             try:
                 await self._task
@@ -112,6 +122,8 @@ class ChangeFeedConsumer:
                 if not isinstance(e, asyncio.CancelledError):
                     log.warning("%s: change-feed consumer ended with %s", self.fd.name, e)
             self._task = None
+            if drained:
+                self._in_flight.release()
         if self._sub is not None:
             self._sub.close()
             self._sub = None
@@ -238,9 +250,10 @@ class ChangeFeedConsumer:
                     await self._write_lease(continuation)
                 await self._idle()
                 continue
-            await self._deliver(docs)
-            continuation = token
-            await self._write_lease(continuation)
+            async with self._in_flight:
+                await self._deliver(docs)
+                continuation = token
+                await self._write_lease(continuation)
 
     async def _deliver(self, docs: list[dict[str, Any]]) -> None:
         """Invoke until it succeeds; back off between attempts and keep the lease alive."""
