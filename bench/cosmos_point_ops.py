@@ -25,6 +25,19 @@ from azure.cosmos import CosmosClient, PartitionKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from emulators.cosmos import WELL_KNOWN_KEY, start
+from emulators.cosmos.server import CosmosApp
+
+ARRIVALS: list[float] = []  # when the emulator received each item write (instrumentation for the bench only)
+_original_documents = CosmosApp.documents
+
+
+async def _timed_documents(self: CosmosApp, request: web.Request, db: str, coll: str) -> web.Response:
+    if request.method == "POST" and db == "bench" and coll == "c":
+        ARRIVALS.append(time.perf_counter())
+    return await _original_documents(self, request, db, coll)
+
+
+CosmosApp.documents = _timed_documents  # type: ignore[method-assign]
 
 
 def background_loop() -> asyncio.AbstractEventLoop:
@@ -156,7 +169,9 @@ for i, line in enumerate(sys.stdin):
 """
 
 
-def notification_latency(loop: asyncio.AbstractEventLoop, emu: Any, n: int) -> list[float]:
+def notification_latency(
+    loop: asyncio.AbstractEventLoop, emu: Any, n: int
+) -> tuple[list[float], list[float]]:
     """A writer in ANOTHER process issues a write at t0 (CLOCK_MONOTONIC is system-wide); a subscriber on
     the emulator's loop records when it wakes. One write in flight at a time. A separate process keeps the
     writer's SDK CPU from holding this process's GIL, as with a real client."""
@@ -172,7 +187,7 @@ def notification_latency(loop: asyncio.AbstractEventLoop, emu: Any, n: int) -> l
     assert writer.stdout.readline().strip() == "ready"
     sub = emu.subscribe("bench", "c")
     asyncio.run_coroutine_threadsafe(sub.wait(0), loop).result()  # consume the warm-up write
-    lat = []
+    lat, server_side = [], []
     for _ in range(n):
         fut = asyncio.run_coroutine_threadsafe(_wake_time(sub), loop)
         writer.stdin.write("w\n")
@@ -180,10 +195,11 @@ def notification_latency(loop: asyncio.AbstractEventLoop, emu: Any, n: int) -> l
         t0 = float(writer.stdout.readline())
         woke = fut.result(10)
         lat.append(woke - t0)
+        server_side.append(woke - ARRIVALS[-1])
     writer.stdin.close()
     writer.wait(10)
     sub.close()
-    return lat
+    return lat, server_side
 
 
 async def _wake_time(sub: Any) -> float:
@@ -196,7 +212,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ops", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--notify", type=int, default=300)
+    ap.add_argument("--notify", type=int, default=500)
     args = ap.parse_args()
 
     loop = background_loop()
@@ -240,10 +256,14 @@ def main() -> None:
             f"{ms(mw - floor_w):>9} {ms(mr - floor_r):>9} {mw / floor_w:5.2f}/{mr / floor_r:4.2f}"
         )
 
-    lat = notification_latency(loop, disk, args.notify)
+    lat, server_side = notification_latency(loop, disk, args.notify)
     print(
         f"\nwrite issued by a client process -> sub.wait() wakes (on-disk emulator, {len(lat)} writes): "
         f"p50 {ms(pct(lat, 50))}, p99 {ms(pct(lat, 99))}, max {ms(max(lat))}"
+    )
+    print(
+        f"request received by the emulator -> sub.wait() wakes: p50 {ms(pct(server_side, 50))}, "
+        f"p99 {ms(pct(server_side, 99))}, max {ms(max(server_side))}"
     )
     lat_w = results["emulator, on disk (default: WAL, synchronous=NORMAL)"][0]
     print(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
-from conftest import EmulatorProcess, raw
+from cosmos_testkit import EmulatorProcess, raw
 
 from emulators.cosmos import WELL_KNOWN_KEY, start
 

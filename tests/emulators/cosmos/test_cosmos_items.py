@@ -11,7 +11,7 @@ import pytest
 from azure.core import MatchConditions
 from azure.cosmos import CosmosClient, PartitionKey, exceptions
 from azure.cosmos.aio import CosmosClient as AsyncCosmosClient
-from conftest import raw
+from cosmos_testkit import raw
 
 from emulators.cosmos import WELL_KNOWN_KEY
 
