@@ -163,8 +163,11 @@ class FunctionApp(Component):
                 scale_and_concurrency=web.FunctionsScaleAndConcurrencyArgs(
                     maximum_instance_count=cfg.max_instances, instance_memory_mb=cfg.instance_memory_mb
                 ),
+                # Recreate (the GA default), not RollingUpdate: rolling updates are a preview "not recommended
+                # for production", and while old instances keep serving, the post-deploy probe could be
+                # answered by the previous code and prove nothing about the new package.
                 site_update_strategy=web.FunctionsSiteUpdateStrategyArgs(
-                    type=web.SiteUpdateStrategyType.ROLLING_UPDATE
+                    type=web.SiteUpdateStrategyType.RECREATE
                 ),
             ),
             # Roles first: the host starts with the identity and must find its access in place (propagation

@@ -266,6 +266,8 @@ def test_flex_plan_and_app_runtime_scale_and_security(dev: Run):
     config = app["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "3.12"}
     assert config["scaleAndConcurrency"] == {"maximumInstanceCount": 40, "instanceMemoryMB": 2048}
+    # GA strategy: after a deployment every instance runs the new package, so the probe tests the new code.
+    assert config["siteUpdateStrategy"] == {"type": "Recreate"}
     storage = config["deployment"]["storage"]
     blob = dev.one("azure-native:storage:StorageAccount").state["primaryEndpoints"]["blob"]
     assert storage["type"] == "blobContainer"
