@@ -29,7 +29,7 @@ async def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     data_dir = None if args.in_memory else args.data_dir
     emu = await start(host=args.host, port=args.port, data_dir=data_dir, key=args.key, fsync=args.fsync)
-    where = "in memory (nothing kept)" if data_dir is None else f"data in {data_dir.resolve()}"
+    where = "in memory, nothing kept" if data_dir is None else f"data in {data_dir.resolve()}"
     print(f"Cosmos DB emulator listening on {emu.url} ({where})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -470,7 +470,7 @@ class CosmosApp:
                 self.page_size(request),
                 self.continuation(request),
             )
-            rid = self.store.container(db, coll).rid
+            rid = page.rid
             return self.feed_response(rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
         raise CosmosError(405, f"{request.method} is not allowed on /docs.")
 
@@ -488,7 +488,7 @@ class CosmosApp:
             self.page_size(request),
             self.continuation(request),
         )
-        rid = self.store.container(db, coll).rid
+        rid = page.rid
         return self.feed_response(rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
 
     async def change_feed(self, request: web.Request, db: str, coll: str, aim: str) -> web.Response:
@@ -536,7 +536,7 @@ class CosmosApp:
         headers = self.coll_headers(db, coll, page.lsn, {"etag": page.etag or '"0"'})
         if page.not_modified:
             return web.Response(status=304, headers=headers)
-        rid = self.store.container(db, coll).rid
+        rid = page.rid
         return self.feed_response(rid, "Documents", page, headers)
 
     async def document(self, request: web.Request, db: str, coll: str, item_id: str) -> web.Response:

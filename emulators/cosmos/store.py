@@ -102,6 +102,7 @@ class FeedPage:
     lsn: int
     etag: str | None = None
     not_modified: bool = False
+    rid: str = ""  # the container's _rid, so the protocol layer never touches the store from the loop
 
 
 def _precondition_failed() -> CosmosError:
@@ -631,7 +632,7 @@ class Store:
         more = limit > 0 and len(rows) > limit
         rows = rows[:limit] if limit > 0 else rows
         docs = [r[3] for r in self._live(c, rows, time.time())]
-        return FeedPage(docs, str(rows[-1][2]) if more else None, c.lsn)
+        return FeedPage(docs, str(rows[-1][2]) if more else None, c.lsn, rid=c.rid)
 
     def query(
         self,
@@ -659,7 +660,9 @@ class Store:
         ).fetchall()
         docs = [json.loads(r[2]) for r in self._live(c, rows, time.time())]
         results = compiled.execute(docs, params, cross_partition=pk is None)
-        return paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
+        page = paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
+        page.rid = c.rid
+        return page
 
     def change_feed(
         self,
@@ -675,7 +678,7 @@ class Store:
         """Latest version of each changed item with ``lsn > after_lsn`` (None = now), in LSN order."""
         c = self.container(db_id, coll_id)
         if after_lsn is None:
-            return FeedPage([], None, c.lsn, etag=f'"{c.lsn}"', not_modified=True)
+            return FeedPage([], None, c.lsn, etag=f'"{c.lsn}"', not_modified=True, rid=c.rid)
         where, args = self._scope_sql(c, pk, epk_range)
         where += " AND lsn > ?"
         args.append(after_lsn)
@@ -690,9 +693,9 @@ class Store:
         live = list(self._live(c, rows, time.time()))
         if not live:
             last = rows[-1][2] if rows and limit > 0 and len(rows) == limit else max(c.lsn, after_lsn)
-            return FeedPage([], None, c.lsn, etag=f'"{last}"', not_modified=True)
+            return FeedPage([], None, c.lsn, etag=f'"{last}"', not_modified=True, rid=c.rid)
         last = rows[-1][2] if len(rows) == limit else live[-1][2]
-        return FeedPage([r[3] for r in live], None, c.lsn, etag=f'"{last}"')
+        return FeedPage([r[3] for r in live], None, c.lsn, etag=f'"{last}"', rid=c.rid)
 
     # -- account-level queries (query_databases / query_containers) -------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from email.utils import formatdate
@@ -267,3 +268,23 @@ async def test_async_client_round_trip(emulator: Any) -> None:
         feed = [i["id"] async for i in c.query_items_change_feed(start_time="Beginning")]
         assert feed == ["x"]
         await aclient.delete_database("compat-async")
+
+
+async def test_read_only_key_reads_but_cannot_write() -> None:
+    from emulators.cosmos import start
+
+    ro_key = base64.b64encode(b"r" * 64).decode()
+    emu = await start(port=0, data_dir=None, read_only_key=ro_key)
+    try:
+        async with AsyncCosmosClient(emu.url, credential=WELL_KNOWN_KEY) as admin:
+            db = await admin.create_database_if_not_exists("ro")
+            c = await db.create_container_if_not_exists("c", PartitionKey(path="/pk"))
+            await c.create_item({"id": "1", "pk": "p"})
+        async with AsyncCosmosClient(emu.url, credential=ro_key) as reader:
+            c = reader.get_database_client("ro").get_container_client("c")
+            assert (await c.read_item("1", "p"))["id"] == "1"
+            with pytest.raises(exceptions.CosmosHttpResponseError) as err:
+                await c.upsert_item({"id": "2", "pk": "p"})
+            assert err.value.status_code == 403
+    finally:
+        await emu.close()
