@@ -10,6 +10,7 @@ In-process use::
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
@@ -58,7 +59,8 @@ class Emulator:
 
     async def close(self) -> None:
         await self._runner.cleanup()
-        self._store_runner.close()
+        # Closing SQLite checkpoints the WAL: done off the loop like every other store call.
+        await asyncio.get_running_loop().run_in_executor(None, self._store_runner.close)
 
 
 async def start(
