@@ -27,6 +27,10 @@ class LiveStack:
 
 @pytest.fixture(scope="session")
 def live() -> Iterator[LiveStack]:
+    yield from run_stack()
+
+
+def run_stack() -> Iterator[LiveStack]:
     app, cosmos, signalr = find_free_port(), find_free_port(), find_free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "emulators", "--in-memory", "--port", str(app), "--cosmos-port", str(cosmos),

@@ -7,8 +7,11 @@ the documents whose POST answered 201."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
+import pytest
 import schemathesis
+from tests.hostile.conftest import LiveStack, run_stack
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -18,6 +21,13 @@ from schemathesis.checks import (
 )
 
 from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveStack]:
+    """A stack of its own: the final check compares the whole store with this module's 201 answers."""
+    yield from run_stack()
+
 
 schema = schemathesis.openapi.from_path(ROOT / "functions" / "openapi.yaml")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -45,12 +45,14 @@ def verdict(fn, *args):
         return error
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=MAX_BODY_BYTES + 64))
 def test_any_bytes_are_a_message_or_a_named_refusal(raw):
     verdict(parse_message, raw)
     verdict(parse_connection, raw)
 
 
+@settings(deadline=None)
 @given(st.dictionaries(FIELDS, JSON, max_size=4) | JSON)
 def test_any_json_is_a_message_or_a_named_refusal(value):
     raw = json.dumps(value).encode()
@@ -61,6 +63,7 @@ def test_any_json_is_a_message_or_a_named_refusal(value):
     verdict(parse_connection, raw)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=300))
 def test_connection_id_rule_is_the_documented_pattern(value):
     result = verdict(parse_connection, json.dumps({"connectionId": value}).encode())
@@ -70,6 +73,7 @@ def test_connection_id_rule_is_the_documented_pattern(value):
         assert result == value
 
 
+@settings(deadline=None)
 @given(st.one_of(st.none(), st.text(max_size=8), st.integers(-5, 300).map(str)),
        st.one_of(st.none(), st.text(max_size=30),
                  st.datetimes(min_value=datetime(1, 1, 1)).map(lambda d: d.isoformat(timespec="milliseconds")
@@ -118,7 +122,7 @@ TYPED = st.text(st.characters(codec="utf-8"), max_size=40) | st.text(
     st.sampled_from(" \t\n\r\x00\x1c\x1f\x7f\x85\xa0\u2028\ufeff😀a-Z"), max_size=12)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(TYPED, TYPED)
 def test_what_the_client_lets_through_the_server_stores_unchanged(client_rules, user, text):
     client = client_rules(user=user, text=text)
@@ -132,7 +136,7 @@ def test_what_the_client_lets_through_the_server_stores_unchanged(client_rules, 
         assert client["field"] in ("user", "text") and client["message"]
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=40))
 def test_client_and_server_agree_on_room_names_once_normalised(client_rules, typed):
     client = client_rules(room=typed)
