@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from tests.hostile.conftest import LiveStack, run_stack
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -21,6 +20,7 @@ from schemathesis.checks import (
 )
 
 from tests.conftest import ROOT
+from tests.hostile.conftest import LiveStack, run_stack
 
 
 @pytest.fixture(scope="module")
