@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+# Not imported from functions_testkit: that module is importable only once this directory is on sys.path,
+# which pytest does for test modules, not necessarily before this conftest runs.
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 if str(FUNCTIONS) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import azure.functions as func
 
 T = TypeVar("T")
+
+# The Function App's directory. Imported from here, never from conftest: every test package has a conftest.py,
+# and `from conftest import ...` gets whichever one pytest imported first (tests/e2e's, in a combined run).
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
 
 class Out(func.Out[T], Generic[T]):

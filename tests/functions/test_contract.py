@@ -9,6 +9,7 @@ import json
 import sys
 
 import pytest
+from functions_testkit import FUNCTIONS
 
 COSMOS = {"connection": "CosmosDBConnection", "databaseName": "chat", "containerName": "messages"}
 SIGNALR = {"hubName": "chat", "connectionStringSetting": "AzureSignalRConnectionString"}
@@ -58,8 +59,6 @@ def test_http_routes_methods_and_anonymous_access(app_module, name, route, metho
 
 
 def test_host_json_removes_the_route_prefix():
-    from conftest import FUNCTIONS
-
     host = json.loads((FUNCTIONS / "host.json").read_text())
     assert host["extensions"]["http"]["routePrefix"] == ""
     assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
@@ -143,8 +142,6 @@ def test_get_functions_can_be_called_again(app_module):
 
 
 def test_requirements_are_runtime_only():
-    from conftest import FUNCTIONS
-
     lines = [
         line.split("==")[0].strip().lower()
         for line in (FUNCTIONS / "requirements.txt").read_text().splitlines()

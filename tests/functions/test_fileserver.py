@@ -12,7 +12,7 @@ import os
 
 import azure.functions as func
 import pytest
-from functions_testkit import Out, body_json, content_type
+from functions_testkit import FUNCTIONS, Out, body_json, content_type
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -257,7 +257,5 @@ async def test_one_log_line_per_fileserver_request(app_module, www, caplog):
 
 
 def test_funcignore_keeps_development_files_out_of_the_package():
-    from conftest import FUNCTIONS
-
     ignored = (FUNCTIONS / ".funcignore").read_text().split()
     assert {"tests/", "local.settings.json", ".venv/", "__pycache__/"} <= set(ignored)

@@ -6,7 +6,7 @@ import re
 
 import yaml
 from chat import validation
-from conftest import FUNCTIONS
+from functions_testkit import FUNCTIONS
 from proxies import config
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "options", "head", "trace"}
