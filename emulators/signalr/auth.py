@@ -19,6 +19,9 @@ ALGORITHMS = ["HS256", "HS512"]
 USER_ID_CLAIMS = ("asrs.s.uid", "nameid", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
                   "sub")
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+# Claims the Azure SDKs add when the app asks for CloseOnAuthenticationExpiration (Constants.ClaimType).
+CLOSE_ON_AUTH_EXPIRATION = "asrs.s.coae"
+AUTH_EXPIRES_ON = "asrs.s.aeo"
 
 
 class AuthError(Exception):
@@ -119,6 +122,23 @@ def verify_rest_token(token: str | None, key: str, target: RequestTarget,
         if ok and unquote(parts.path).rstrip("/").lower() == unquote(target.path).rstrip("/").lower():
             return claims
     raise AuthError("The access token audience does not match the request URL.")
+
+
+def auth_expires_on(claims: dict[str, Any]) -> float | None:
+    """When the service must close this client's connection (Unix seconds), or None to keep it.
+
+    The service does not close a connected client when its token's ``exp`` passes (WebSockets stay
+    open, Azure/azure-signalr#943); only a token minted with CloseOnAuthenticationExpiration
+    (``asrs.s.coae: "true"`` plus ``asrs.s.aeo``, Azure/azure-signalr#1699) asks for that.
+    """
+    if str(claims.get(CLOSE_ON_AUTH_EXPIRATION, "")).lower() != "true":
+        return None
+    for name in (AUTH_EXPIRES_ON, "exp"):
+        try:
+            return float(claims[name])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def user_id(claims: dict[str, Any]) -> str | None:

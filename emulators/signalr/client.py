@@ -99,7 +99,7 @@ async def negotiate(request: web.Request) -> web.StreamResponse:
             version = min(int(raw_version), 1)
         except ValueError:
             return web.json_response({"error": "The client requested a non-integer protocol version."})
-    conn = state.create(hub, auth.user_id(claims), version)
+    conn = state.create(hub, auth.user_id(claims), version, auth.auth_expires_on(claims))
     body: dict[str, Any] = {"connectionId": conn.id, "negotiateVersion": version,
                             "availableTransports": AVAILABLE_TRANSPORTS}
     if version >= 1:
@@ -240,7 +240,8 @@ async def connect(request: web.Request) -> web.StreamResponse:
         claims = _authenticate(request, hub, query_token_ok=True)
         if isinstance(claims, web.Response):
             return claims
-        conn = state.create(hub, auth.user_id(claims), version=0)
+        conn = state.create(hub, auth.user_id(claims), version=0,
+                            auth_expires_on=auth.auth_expires_on(claims))
     else:
         conn = _lookup(request, hub)
         if isinstance(conn, web.Response):

@@ -78,6 +78,7 @@ class Connection:
     online: bool = False  # handshake done, reachable by REST
     closed: bool = False
     polling: bool = False  # a long poll is waiting right now
+    auth_timer: asyncio.TimerHandle | None = None  # closes it when its authentication expires
 
 
 @dataclass
@@ -219,13 +220,25 @@ class ServiceState:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def create(self, hub: str, user_id: str | None, version: int) -> Connection:
+    def create(self, hub: str, user_id: str | None, version: int,
+               auth_expires_on: float | None = None) -> Connection:
+        """A negotiated connection; ``auth_expires_on`` (Unix seconds) closes it then, wherever it is."""
         conn_id = new_id()
         token = new_id() if version >= 1 else conn_id
         conn = Connection(id=conn_id, token=token, hub=hub.lower(), user_id=user_id)
         self.by_token[token] = conn
         self.by_id[conn_id] = conn
+        if auth_expires_on is not None:
+            # one timer for the few connections that ask for it, rather than a per-second scan of all
+            delay = max(0.0, auth_expires_on - time.time())
+            conn.auth_timer = asyncio.get_running_loop().call_later(delay, self._authentication_expired, conn)
         return conn
+
+    def _authentication_expired(self, conn: Connection) -> None:
+        conn.auth_timer = None
+        log.info("connection %s closed: its authentication expired", conn.id)
+        self.close(conn, "Connection closed by the service: the authentication expired. Reconnect with a "
+                         "new access token.", allow_reconnect=True)
 
     def go_online(self, conn: Connection) -> None:
         conn.online = True
@@ -236,6 +249,9 @@ class ServiceState:
         if conn.closed:
             return
         conn.closed = True
+        if conn.auth_timer is not None:
+            conn.auth_timer.cancel()
+            conn.auth_timer = None
         self.by_token.pop(conn.token, None)
         self.by_id.pop(conn.id, None)
         if conn.transport == LONG_POLLING:

@@ -264,3 +264,31 @@ async def test_public_connection_id_needs_a_token(
         assert r.status == 401
     async with http.get(f"{emulator.url}/client/?hub=chat&id={body['connectionToken']}") as r:
         assert r.status == 200  # the first long poll
+
+
+async def test_token_expiry_closes_only_connections_that_asked_for_it(
+    emulator: Emulator, service: ServiceClient
+) -> None:
+    """As the service: a WebSocket outlives its token's ``exp`` unless the token carries
+    CloseOnAuthenticationExpiration (``asrs.s.coae`` + ``asrs.s.aeo``); then it is closed with
+    ``allowReconnect`` so the client comes back through negotiate with a fresh token."""
+    aud = "http://127.0.0.1/client/?hub=chat"
+    plain = await RawClient.connect(emulator.url, client_token(aud, lifetime=1, sub="plain"))
+    closing = await RawClient.connect(
+        emulator.url,
+        client_token(aud, sub="closing", **{"asrs.s.coae": "true", "asrs.s.aeo": int(time.time()) + 1}),
+    )
+    try:
+        started = time.monotonic()
+        close = await closing.next(timeout=5)
+        assert close is not None and close["type"] == 7 and close["allowReconnect"] is True, close
+        assert "authentication expired" in close["error"]
+        assert time.monotonic() - started < 3
+        assert await closing.next() is None
+        await asyncio.sleep(max(0.0, 2.2 - (time.monotonic() - started)))  # past the plain token's exp
+        await service.send_to_user("chat", "plain", "m", ["still here"])
+        assert (await plain.next())["arguments"] == ["still here"]
+        assert not await service.user_exists("chat", "closing")
+    finally:
+        await plain.close()
+        await closing.close()

@@ -286,6 +286,7 @@ async def test_a_stalled_client_is_dropped_and_never_delays_the_others(
     strict: Emulator, svc: ServiceClient
 ) -> None:
     strict.state.limits.max_outgoing_buffer = 256 * 1024
+    strict.state.limits.client_timeout = 30.0  # the readers send no pings; a loaded machine is slow
     readers = [await RawClient.connect(strict.url, token(svc)) for _ in range(4)]
     stalled = await asyncio.to_thread(stalled_client, strict.url, token(svc, "stalled"))
     try:
