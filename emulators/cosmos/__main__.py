@@ -18,8 +18,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=Path(".data/cosmos"))
     p.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
     p.add_argument("--key", default=WELL_KNOWN_KEY, help="account master key (base64)")
-    p.add_argument("--fsync", action="store_true",
-                   help="fsync every commit (survives power loss, not just a killed process); slower writes")
+    p.add_argument(
+        "--fsync",
+        action="store_true",
+        help="fsync every commit (survives power loss, not just a killed process); slower writes",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 

@@ -438,7 +438,7 @@ class CosmosApp:
         h = request.headers
         if request.method == "POST":
             if _true(h.get("x-ms-cosmos-is-batch-request")):
-                raise bad_request("Transactional batch is not supported by the emulator.")
+                return await self.batch(request, db, coll)
             if _true(h.get("x-ms-cosmos-is-query-plan-request")):
                 raise bad_request("Query plans are not supported: the emulator executes queries directly.")
             if _true(h.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type:
@@ -473,6 +473,22 @@ class CosmosApp:
             rid = page.rid
             return self.feed_response(rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
         raise CosmosError(405, f"{request.method} is not allowed on /docs.")
+
+    async def batch(self, request: web.Request, db: str, coll: str) -> web.Response:
+        if not _true(request.headers.get("x-ms-cosmos-batch-atomic", "True")):
+            raise bad_request(
+                "Only atomic transactional batches are supported (x-ms-cosmos-batch-atomic: True)."
+            )
+        operations = await self.json_body(request)
+        status, results, lsn = await self.run(self.store.batch, db, coll, self.pk_header(request), operations)
+        writes = ("Create", "Upsert", "Replace", "Patch")
+        if status == 200 and any(
+            isinstance(o, dict) and o.get("operationType") in writes for o in operations
+        ):
+            self.hub.notify(db, coll)
+        return web.Response(
+            status=status, body=json.dumps(results).encode(), headers=self.coll_headers(db, coll, lsn)
+        )
 
     async def query(self, request: web.Request, db: str, coll: str) -> web.Response:
         self.check_range_id(request)

@@ -28,6 +28,7 @@ from .patch import apply_patch
 from .query import compile_query
 
 MAX_ITEM_BYTES = 2 * 1024 * 1024
+MAX_BATCH_OPERATIONS = 100
 FULL_RANGE = ("", "FF")
 
 _SCHEMA = """
@@ -153,6 +154,8 @@ class Store:
             self.db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self.db.executescript(_SCHEMA)
         self._containers: dict[tuple[str, str], Container] = {}
+        # Inside a transactional batch every write shares one LSN, as one service transaction does.
+        self._pinned_lsn: int | None = None
         for row in self.db.execute("SELECT db, id, seq, rid, body, lsn, doc_seq, last_ts FROM colls"):
             self._cache_container(Container(row[0], row[1], row[2], row[3], json.loads(row[4]), *row[5:]))
 
@@ -367,7 +370,7 @@ class Store:
         if "ttl" in doc and doc["ttl"] is None:
             raise bad_request("The 'ttl' value must be -1 (never expire) or a positive integer of seconds.")
         ttl = _validate_ttl(doc.get("ttl"), "ttl")
-        lsn = c.lsn + 1
+        lsn = self._pinned_lsn or c.lsn + 1
         ts = max(int(now), c.last_ts)
         new_seq = seq
         doc_seq = c.doc_seq
@@ -542,7 +545,7 @@ class Store:
             if if_match not in (None, "*") and if_match != row[1]:
                 raise _precondition_failed()
             self.db.execute("DELETE FROM docs WHERE coll = ? AND pk = ? AND id = ?", (c.rid, pk_key, item_id))
-            lsn = c.lsn + 1
+            lsn = self._pinned_lsn or c.lsn + 1
             self.db.execute("UPDATE colls SET lsn = ? WHERE rid = ?", (lsn, c.rid))
         c.lsn = lsn
         return ItemResult(204, None, None, lsn)
@@ -579,10 +582,91 @@ class Store:
             raise _pk_required()
         with self._tx():
             self.db.execute("DELETE FROM docs WHERE coll = ? AND pk = ?", (c.rid, partition.canonical(pk)))
-            lsn = c.lsn + 1
+            lsn = self._pinned_lsn or c.lsn + 1
             self.db.execute("UPDATE colls SET lsn = ? WHERE rid = ?", (lsn, c.rid))
         c.lsn = lsn
         return lsn
+
+    def batch(
+        self, db_id: str, coll_id: str, pk_header: list[Any] | None, operations: Any
+    ) -> tuple[int, list[dict[str, Any]], int]:
+        """Transactional batch: all operations commit together or none does.
+
+        Returns (HTTP status, per-operation results, LSN): 200 when all succeed; otherwise 207 with the
+        failing operation's status and 424 (failed dependency) for every other one, and nothing written.
+        """
+        c = self.container(db_id, coll_id)
+        if pk_header is None:
+            raise _pk_required()
+        if not isinstance(operations, list) or not operations:
+            raise bad_request("Batch request has no operations.")
+        if len(operations) > MAX_BATCH_OPERATIONS:
+            raise bad_request(
+                "Batch request has more operations than what is supported. "
+                f"The limit is {MAX_BATCH_OPERATIONS}."
+            )
+        saved = (c.lsn, c.doc_seq, c.last_ts)
+        results: list[dict[str, Any]] = []
+        failed: tuple[int, CosmosError] | None = None
+        self._pinned_lsn = c.lsn + 1
+        try:
+            with self._tx():
+                for i, op in enumerate(operations):
+                    try:
+                        results.append(self._batch_operation(db_id, coll_id, pk_header, op))
+                    except CosmosError as err:
+                        failed = (i, err)
+                        raise _BatchAborted from err
+        except _BatchAborted:
+            pass
+        finally:
+            self._pinned_lsn = None
+        if failed is None:
+            return 200, results, c.lsn
+        c.lsn, c.doc_seq, c.last_ts = saved
+        index, err = failed
+        out = [{"statusCode": 424, "requestCharge": 0} for _ in operations]
+        out[index] = {"statusCode": err.status, "requestCharge": 0, "message": err.message}
+        if err.substatus is not None:
+            out[index]["subStatusCode"] = err.substatus
+        return 207, out, c.lsn
+
+    def _batch_operation(self, db_id: str, coll_id: str, pk: list[Any], op: Any) -> dict[str, Any]:
+        if not isinstance(op, dict):
+            raise bad_request("Each batch operation must be an object.")
+        kind = str(op.get("operationType", ""))
+        body = op.get("resourceBody")
+        if_match, if_none_match = op.get("ifMatch"), op.get("ifNoneMatch")
+        if kind in ("Create", "Upsert"):
+            result = self.upsert_item(
+                db_id,
+                coll_id,
+                body,
+                pk,
+                upsert=kind == "Upsert",
+                if_match=if_match,
+                if_none_match="*" if kind == "Create" else if_none_match,
+            )
+        elif kind == "Replace":
+            result = self.replace_item(db_id, coll_id, str(op.get("id")), body, pk, if_match)
+        elif kind == "Patch":
+            result = self.patch_item(db_id, coll_id, str(op.get("id")), pk, body, if_match)
+        elif kind == "Read":
+            result = self.read_item(db_id, coll_id, str(op.get("id")), pk)
+            if if_none_match is not None and if_none_match == result.etag:
+                return {"statusCode": 304, "requestCharge": 1, "eTag": result.etag}
+        elif kind == "Delete":
+            result = self.delete_item(db_id, coll_id, str(op.get("id")), pk, if_match)
+        else:
+            raise bad_request(
+                f"Batch operationType '{kind}' is not one of Create, Upsert, Replace, Patch, Read, Delete."
+            )
+        out: dict[str, Any] = {"statusCode": result.status, "requestCharge": 1}
+        if result.etag:
+            out["eTag"] = result.etag
+        if result.body is not None:
+            out["resourceBody"] = json.loads(result.body)
+        return out
 
     # -- feeds -----------------------------------------------------------------------------------
 
@@ -690,12 +774,21 @@ class Store:
             f"SELECT wts, ttl, lsn, body FROM docs WHERE {where} ORDER BY lsn LIMIT ?",  # noqa: S608
             (*args, limit),
         ).fetchall()
+        full = limit > 0 and len(rows) == limit
+        if full:
+            # Never split the writes of one LSN (a batch) across pages: the next page starts after it.
+            last_lsn = rows[-1][2]
+            rows = [r for r in rows if r[2] < last_lsn] + self.db.execute(
+                f"SELECT wts, ttl, lsn, body FROM docs WHERE {where} AND lsn = ? ORDER BY seq",  # noqa: S608
+                (*args, last_lsn),
+            ).fetchall()
         live = list(self._live(c, rows, time.time()))
+        if full:  # more may follow: a 200 (even if every row had expired) keeps the SDK reading
+            return FeedPage([r[3] for r in live], None, c.lsn, etag=f'"{rows[-1][2]}"', rid=c.rid)
         if not live:
-            last = rows[-1][2] if rows and limit > 0 and len(rows) == limit else max(c.lsn, after_lsn)
+            last = max(c.lsn, after_lsn)
             return FeedPage([], None, c.lsn, etag=f'"{last}"', not_modified=True, rid=c.rid)
-        last = rows[-1][2] if len(rows) == limit else live[-1][2]
-        return FeedPage([r[3] for r in live], None, c.lsn, etag=f'"{last}"', rid=c.rid)
+        return FeedPage([r[3] for r in live], None, c.lsn, etag=f'"{live[-1][2]}"', rid=c.rid)
 
     # -- account-level queries (query_databases / query_containers) -------------------------------
 
@@ -726,14 +819,25 @@ def paginate(serialised: list[str], max_items: int, continuation: str | None, ls
     return FeedPage(serialised[start:end], token, lsn)
 
 
+class _BatchAborted(Exception):
+    """Unwinds a batch's transaction (rollback) after one operation failed."""
+
+
 class _Transaction:
+    """One SQLite transaction; nested uses join the outer one (a batch runs item operations inside it)."""
+
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        self.outer = False
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        if not self.db.in_transaction:
+            self.outer = True
+            self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self.outer:
+            return
         if exc_type is None:
             self.db.execute("COMMIT")
         else:

@@ -288,3 +288,23 @@ async def test_read_only_key_reads_but_cannot_write() -> None:
             assert err.value.status_code == 403
     finally:
         await emu.close()
+
+
+def test_transactional_batch_is_all_or_nothing(container: Any) -> None:
+    ok = container.execute_item_batch(
+        [
+            ("create", ({"id": "a", "pk": "p"},)),
+            ("upsert", ({"id": "b", "pk": "p", "n": 1},)),
+            ("read", ("a",)),
+            ("patch", ("b", [{"op": "incr", "path": "/n", "value": 1}])),
+        ],
+        partition_key="p",
+    )
+    assert [r["statusCode"] for r in ok] == [201, 201, 200, 200] and ok[3]["resourceBody"]["n"] == 2
+    with pytest.raises(exceptions.CosmosBatchOperationError) as err:
+        container.execute_item_batch(
+            [("create", ({"id": "c", "pk": "p"},)), ("create", ({"id": "a", "pk": "p"},))], partition_key="p"
+        )
+    assert err.value.error_index == 1 and err.value.status_code == 409
+    assert [r["statusCode"] for r in err.value.operation_responses] == [424, 409]
+    assert sorted(d["id"] for d in container.read_all_items()) == ["a", "b"]  # 'c' was rolled back
