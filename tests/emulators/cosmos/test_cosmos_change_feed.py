@@ -175,3 +175,18 @@ async def test_subscription_wakes_on_write_and_never_misses_one() -> None:
                 await sub.wait(0)
     finally:
         await emu.close()
+
+
+def test_a_batch_shares_one_lsn_and_is_never_split_across_pages(container: Any) -> None:
+    container.create_item({"id": "before", "pk": "p"})
+    container.execute_item_batch(
+        [("create", ({"id": f"b{i}", "pk": "p"},)) for i in range(3)], partition_key="p"
+    )
+    container.create_item({"id": "after", "pk": "p"})
+    pages = [
+        ids(p) for p in container.query_items_change_feed(start_time="Beginning", max_item_count=2).by_page()
+    ]
+    seen = [i for p in pages for i in p]
+    assert seen == ["before", "b0", "b1", "b2", "after"]
+    lsns = {d["id"]: d["_lsn"] for d in container.query_items_change_feed(start_time="Beginning")}
+    assert lsns["b0"] == lsns["b1"] == lsns["b2"] == lsns["before"] + 1 == lsns["after"] - 1

@@ -40,7 +40,9 @@ FILES = [
     "test_crud_container_async.py",
     "test_crud_async.py",
     "test_query_async.py",
-    "test_change_feed_async.py", "test_transactional_batch.py", "test_transactional_batch_async.py",
+    "test_change_feed_async.py",
+    "test_transactional_batch.py",
+    "test_transactional_batch_async.py",
 ]
 
 
