@@ -330,3 +330,101 @@ async def test_application_prefixes_the_hub(rest: Rest, emulator: Emulator, serv
         assert await _received(client) == [["app"]]
     finally:
         await client.close()
+
+
+async def test_every_operation_and_status_in_both_route_families(
+    rest: Rest, clients: dict[str, RawClient]
+) -> None:
+    """Each documented operation of v1 and 2022-06-01, in order, with the status its swagger names."""
+    ann, ben = clients["ann"].connection_id, clients["ben"].connection_id
+    msg = {"target": "m", "arguments": []}
+    v1, v2 = "/api/v1/hubs/chat", "/api/hubs/chat"
+
+    def q(path: str) -> str:
+        return f"{path}{'&' if '?' in path else '?'}{API}"
+
+    steps: list[tuple[str, str, Any, int]] = [
+        # v1
+        ("POST", v1, msg, 202),
+        ("POST", f"{v1}/users/ann", msg, 202),
+        ("POST", f"{v1}/groups/g1", msg, 202),
+        ("POST", f"{v1}/groups/g1?excluded={ann}", msg, 202),
+        ("POST", f"{v1}/connections/{ann}", msg, 202),
+        ("GET", f"{v1}/connections/{ann}", None, 200),
+        ("HEAD", f"{v1}/connections/{ann}", None, 200),
+        ("HEAD", f"{v1}/connections/nope", None, 404),
+        ("HEAD", f"{v1}/users/ann", None, 200),
+        ("GET", f"{v1}/users/nobody", None, 404),
+        ("HEAD", f"{v1}/groups/g1", None, 404),
+        ("PUT", f"{v1}/groups/g1/connections/{ann}", None, 200),
+        ("GET", f"{v1}/groups/g1", None, 200),
+        ("PUT", f"{v1}/groups/g1/connections/nope", None, 404),
+        ("DELETE", f"{v1}/groups/g1/connections/{ann}", None, 200),
+        ("DELETE", f"{v1}/groups/g1/connections/nope", None, 404),
+        ("HEAD", f"{v1}/groups/g1", None, 404),
+        ("PUT", f"{v1}/groups/g1/users/ben", None, 202),
+        ("GET", f"{v1}/groups/g1/users/ben", None, 200),
+        ("HEAD", f"{v1}/groups/g1/users/ben", None, 200),
+        ("DELETE", f"{v1}/groups/g1/users/ben", None, 202),
+        ("HEAD", f"{v1}/groups/g1/users/ben", None, 404),
+        ("PUT", f"{v1}/groups/g2/users/ben", None, 202),
+        ("DELETE", f"{v1}/users/ben/groups", None, 202),
+        ("HEAD", f"{v1}/groups/g2", None, 404),
+        ("DELETE", f"{v1}/connections/nope", None, 404),
+        ("HEAD", "/api/v1/health", None, 200),
+        # 2022-06-01
+        ("POST", q(f"{v2}/:send"), msg, 202),
+        ("POST", q(f"{v2}/users/ann/:send"), msg, 202),
+        ("POST", q(f"{v2}/groups/g3/:send?excluded={ann}"), msg, 202),
+        ("POST", q(f"{v2}/connections/{ann}/:send"), msg, 202),
+        ("HEAD", q(f"{v2}/connections/{ann}"), None, 200),
+        ("HEAD", q(f"{v2}/connections/nope"), None, 404),
+        ("HEAD", q(f"{v2}/users/ben"), None, 200),
+        ("HEAD", q(f"{v2}/users/nobody"), None, 404),
+        ("PUT", q(f"{v2}/groups/g3/connections/{ann}"), None, 200),
+        ("HEAD", q(f"{v2}/groups/g3"), None, 200),
+        ("DELETE", q(f"{v2}/groups/g3/connections/{ann}"), None, 200),
+        ("PUT", q(f"{v2}/groups/g3/connections/nope"), None, 404),
+        ("PUT", q(f"{v2}/users/ben/groups/g3"), None, 200),
+        ("HEAD", q(f"{v2}/users/ben/groups/g3"), None, 200),
+        ("DELETE", q(f"{v2}/users/ben/groups/g3"), None, 204),
+        ("HEAD", q(f"{v2}/users/ben/groups/g3"), None, 404),
+        ("PUT", q(f"{v2}/users/ben/groups/g4"), None, 200),
+        ("DELETE", q(f"{v2}/users/ben/groups"), None, 204),
+        ("HEAD", q(f"{v2}/groups/g4"), None, 404),
+        ("PUT", q(f"{v2}/groups/g5/connections/{ben}"), None, 200),
+        ("DELETE", q(f"{v2}/connections/{ben}/groups"), None, 200),
+        ("HEAD", q(f"{v2}/groups/g5"), None, 404),
+        ("DELETE", q(f"{v2}/connections/nope/groups"), None, 404),
+        ("DELETE", q(f"{v2}/connections/nope"), None, 404),
+        ("HEAD", q("/api/health"), None, 200),
+    ]
+    for method, path, body, status in steps:
+        assert (await rest(method, path, body)).status == status, (method, path)
+    # the closing operations, each observed by the clients it names
+    assert (await rest("DELETE", f"{v1}/connections/{ben}")).status == 202
+    assert await _close_reason(clients["ben"]) == ""
+    assert (await rest("POST", q(f"{v2}/users/ann/:closeConnections?excluded={ann}&reason=r1"))).status == 204
+    assert await _close_reason(clients["ann2"]) == "r1"
+    assert (await rest("HEAD", q(f"{v2}/connections/{ann}"))).status == 200  # excluded
+    assert (await rest("POST", q(f"{v2}/:closeConnections?reason=r2"))).status == 204
+    assert await _close_reason(clients["ann"]) == "r2"
+    assert (await rest("HEAD", q(f"{v2}/users/ann"))).status == 404
+    token = jwt.encode(
+        {"aud": "http://127.0.0.1/client/?hub=chat", "exp": int(time.time()) + 300},
+        WELL_KNOWN_ACCESS_KEY.encode(), algorithm="HS256")
+    again = await RawClient.connect(rest.emulator.url, token)
+    try:
+        assert (await rest("DELETE", q(f"{v2}/connections/{again.connection_id}"))).status == 200
+        assert await _close_reason(again) == ""
+    finally:
+        await again.close()
+
+
+async def _close_reason(client: RawClient) -> str | None:
+    """Skip deliveries up to the Close message; its error ('' if none), None if the socket just ended."""
+    while (message := await client.next()) is not None:
+        if message["type"] == 7:
+            assert message.get("allowReconnect") is True, message
+            return message.get("error", "")
+    return None

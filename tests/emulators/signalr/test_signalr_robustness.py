@@ -325,3 +325,32 @@ async def _wait(predicate, timeout: float = 5.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_a_long_polling_client_that_stops_polling_is_dropped_at_its_bound(
+    strict: Emulator, svc: ServiceClient
+) -> None:
+    """Long polling queues for the client between polls; past the bound the client is dropped, not others."""
+    bystander = await RawClient.connect(strict.url, token(svc))
+    headers = {"Authorization": f"Bearer {token(svc, 'idle')}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(f"{strict.url}/client/negotiate?hub=chat&negotiateVersion=1") as r:
+            url = f"{strict.url}/client/?hub=chat&id={(await r.json())['connectionToken']}"
+        await (await http.get(url)).read()
+        await (await http.post(url, data=b'{"protocol":"json","version":1}\x1e')).read()
+        async with http.get(url) as r:
+            assert await r.read() == b"{}\x1e"
+        try:
+            payload = "q" * 16 * 1024
+            for n in range(6):  # 96 KiB for a 64 KiB bound, and nobody polls meanwhile
+                await svc.broadcast("chat", "m", [n, payload])
+            for n in range(6):
+                assert (await bystander.next())["arguments"] == [n, payload]
+            assert strict.stats()["drops"] == 1
+            assert not await svc.user_exists("chat", "idle")
+            async with http.get(url) as r:  # the next poll still hands over what was queued, then Close
+                records = [json.loads(x) for x in (await r.read()).split(b"\x1e")[:-1]]
+            assert records[-1]["type"] == 7 and "not reading" in records[-1]["error"]
+            assert len(records) < 6
+        finally:
+            await bystander.close()
