@@ -235,17 +235,20 @@ class ClientStats:
 class ChatWs:
     """One chat client: app negotiate → service negotiate → WebSocket → JSON handshake → app join.
 
-    `seen` maps id → message (the client's de-duplication); `order` keeps first arrivals in order, live ones
-    only, for the per-writer createdAt-order check. `latencies` holds post-to-arrival seconds for messages
+    `seen` maps id → createdAt (the client's de-duplication; only what catch-up needs, so long soaks stay
+    small); `order` keeps (user, createdAt) of live first arrivals in order, for the per-writer order check
+    (off with `keep_order=False`). `latencies` holds post-to-arrival seconds for messages
     whose text carries the post time (see Writer)."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str, room: str, *, reconnect: bool = True) -> None:
+    def __init__(self, http: aiohttp.ClientSession, base: str, room: str, *, reconnect: bool = True,
+                 keep_order: bool = True) -> None:
         self.http = http
         self.base = base
         self.room = room
         self.reconnect = reconnect
-        self.seen: dict[str, dict[str, Any]] = {}
-        self.order: list[dict[str, Any]] = []
+        self.keep_order = keep_order
+        self.seen: dict[str, str] = {}
+        self.order: list[tuple[str, str]] = []
         self.latencies: list[float] = []
         self.stats = ClientStats()
         self.connected = asyncio.Event()
@@ -347,9 +350,10 @@ class ChatWs:
         if message["id"] in self.seen:
             self.stats.duplicates += 1
             return
-        self.seen[message["id"]] = message
+        self.seen[message["id"]] = message["createdAt"]
         if live:
-            self.order.append(message)
+            if self.keep_order:
+                self.order.append((message["user"], message["createdAt"]))
             sent = message["text"].partition("@")[2]
             with contextlib.suppress(ValueError):
                 self.latencies.append(time.time() - float(sent))
@@ -362,7 +366,7 @@ class ChatWs:
         margin, see CATCH_UP_MARGIN), de-duplicated by id. The window is the room's newest 200 messages."""
         params = {"limit": "200"}
         if self.seen:
-            newest = max(m["createdAt"] for m in self.seen.values())
+            newest = max(self.seen.values())
             params["after"] = _minus(newest, CATCH_UP_MARGIN)
         for _ in range(50):
             try:
@@ -480,10 +484,10 @@ def order_violations(client: ChatWs) -> int:
     """Live arrivals from one writer that came before an earlier-stamped message of the same writer."""
     last: dict[str, str] = {}
     bad = 0
-    for m in client.order:
-        if m["createdAt"] < last.get(m["user"], ""):
+    for user, created_at in client.order:
+        if created_at < last.get(user, ""):
             bad += 1
-        last[m["user"]] = max(last.get(m["user"], ""), m["createdAt"])
+        last[user] = max(last.get(user, ""), created_at)
     return bad
 
 
