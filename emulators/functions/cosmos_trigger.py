@@ -8,7 +8,8 @@ Functions extension's observable behaviour:
   someone else created it first, so read it again), take over by `replace_item` with `If-Match`
   (412 = lost the race). The lease container is never created (identity-based connections cannot).
 * The owner name is stable per machine and function, so a restarted host resumes its own lease at
-  once; another owner takes it over only after it expires (60 s without renewal).
+  once; another owner takes it over only after it expires (60 s without renewal), or at once if
+  the previous owner released it on a clean stop.
 * Batches of at most `maxItemsPerInvocation` documents; the checkpoint moves only after a
   successful invocation; a failing batch is retried with exponential back-off and logged, never
   skipped (at-least-once).
@@ -48,6 +49,7 @@ NOTIFIED_IDLE = 5.0  # longest idle wait when the emulator's change notification
 STOP_GRACE = 5.0  # how long a clean stop waits for an in-flight batch to be invoked and checkpointed
 FIRST_RETRY = 0.5  # back-off for a failing batch: 0.5 s, 1 s, 2 s, ... capped
 MAX_RETRY = 30.0
+RELEASE_TIMEOUT = 2.0  # a clean stop does not wait longer than this for the lease release
 
 
 def _now_iso() -> str:
@@ -127,6 +129,25 @@ class ChangeFeedConsumer:
         if self._sub is not None:
             self._sub.close()
             self._sub = None
+        await self._release()
+
+    async def _release(self) -> None:
+        """Give the lease up on a clean stop, as the change feed processor does, so that another
+        owner (a renamed machine, a fresh container) resumes from the checkpoint at once instead of
+        waiting for the lease to expire. Only the owner changes: the checkpoint stays the last one
+        written after a successful invocation. After a crash the lease simply expires."""
+        lease, self._lease = self._lease, None
+        if lease is None or lease.get("Owner") != self.owner:
+            return
+        released = dict(lease, Owner=None, timestamp=_now_iso())
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                await self._lease_container().replace_item(
+                    self.lease_id, released, etag=lease["_etag"],
+                    match_condition=MatchConditions.IfNotModified)
+        except Exception as e:  # the lease will expire instead
+            log.warning("%s: could not release lease %s (%s); it expires in %.0f s", self.fd.name,
+                        self.lease_id, type(e).__name__, LEASE_EXPIRY)
 
     # --- leases -------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from fnhost_helpers import start_services
 
 from emulators.functions import start
 
@@ -26,3 +27,14 @@ async def basic_host():
 async def http():
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+async def services():
+    """Both emulators in-process (Cosmos DB in memory), with the test database and containers."""
+    cosmos, signalr = await start_services()
+    try:
+        yield cosmos, signalr
+    finally:
+        await signalr.close()
+        await cosmos.close()

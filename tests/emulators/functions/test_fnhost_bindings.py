@@ -4,46 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import aiohttp
 import jwt
 import pytest
-from azure.cosmos import PartitionKey
 from azure.cosmos.aio import CosmosClient
+from fnhost_helpers import DB, read_all, start_host, wait_until
 
 from emulators.cosmos import WELL_KNOWN_KEY
-from emulators.cosmos import start as start_cosmos
-from emulators.functions import start
 from emulators.signalr import WELL_KNOWN_ACCESS_KEY
-from emulators.signalr import start as start_signalr
 from emulators.smoke import Listener
-
-APP = Path(__file__).parent / "apps" / "bindings"
-DB = "testdb"
-
-
-@pytest.fixture
-async def services():
-    cosmos = await start_cosmos(port=0, data_dir=None)
-    signalr = await start_signalr(port=0)
-    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
-        db = await client.create_database_if_not_exists(DB)
-        await db.create_container_if_not_exists("messages", partition_key=PartitionKey(path="/room"))
-        await db.create_container_if_not_exists("leases", partition_key=PartitionKey(path="/id"))
-    try:
-        yield cosmos, signalr
-    finally:
-        await signalr.close()
-        await cosmos.close()
-
-
-async def start_host(cosmos, signalr, notify=True):
-    return await start(APP, port=0, create_local_settings=False, settings_overrides={
-        "CosmosDBConnection": cosmos.connection_string,
-        "AzureSignalRConnectionString": signalr.connection_string,
-        "DB_NAME": DB,
-    }, change_notifier=cosmos.subscribe if notify else None, notifier_endpoint=cosmos.url)
 
 
 @pytest.fixture
@@ -60,21 +30,6 @@ async def stack(services):
 async def http():
     async with aiohttp.ClientSession() as s:
         yield s
-
-
-async def read_all(cosmos, container="messages"):
-    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
-        c = client.get_database_client(DB).get_container_client(container)
-        return [d async for d in c.read_all_items()]
-
-
-async def wait_until(predicate, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 async def test_output_single_and_list_then_input_by_query_and_by_id(stack, http):
@@ -182,7 +137,7 @@ async def test_restart_resumes_from_the_checkpoint(services, http):
         module = host.imported.module
         assert await wait_until(lambda: sum(len(b) for b in module.SEEN) >= 4, timeout=8)
         await asyncio.sleep(0.6)
-        assert [t for b in module.SEEN for t in b] == [f"down{i}" for i in range(4)]
+        assert module.SEEN == [["down0", "down1", "down2"], ["down3"]]  # max_items_per_invocation=3
         assert url  # (the first host's URL is gone; the second listens elsewhere)
     finally:
         await host.close()
