@@ -1,0 +1,234 @@
+"""The web client in Debian's Chromium (Playwright) against the whole local stack, for what the Node
+tests of the DOM-free modules cannot see: use by keyboard alone, the 360 px wide layout, and recovery from a
+dropped connection (fresh negotiate, re-join, catch-up with `after=`).
+
+A screenshot of the narrow layout is saved as test-artifacts/www-360.png."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from emulators.__main__ import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+NARROW = {"width": 360, "height": 640}
+# One unbreakable "word", the usual cause of sideways scrolling.
+LONG_WORD = "https://example.org/" + "x" * 300
+
+OUTLINE = "getComputedStyle(document.activeElement).outlineStyle"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def base():
+    args = argparse.Namespace(host="127.0.0.1", port=0, cosmos_port=0, signalr_port=0, in_memory=True,
+                              data_dir=None, app_dir=ROOT / "functions", verbose=False)
+    stack = Stack()
+    try:
+        await stack.start(args)
+        yield stack.functions.url
+    finally:
+        await stack.close()
+
+
+@pytest.fixture
+async def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with `apt-get install -y chromium`")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+def room() -> str:
+    return f"kb-{uuid.uuid4().hex[:8]}"
+
+
+async def post(base: str, room_name: str, user: str, text: str) -> dict:
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{base}/api/rooms/{room_name}/messages", json={"user": user, "text": text}
+    ) as r:
+        assert r.status == 201, await r.text()
+        return await r.json()
+
+
+async def focused(page) -> str:
+    """The focused element as `tag#id` (or `tag.class` for the elements without an id)."""
+    return await page.evaluate(
+        """() => { const e = document.activeElement;
+                   const tag = e.tagName.toLowerCase();
+                   return tag + (e.id ? '#' + e.id : e.className ? '.' + e.className : ''); }"""
+    )
+
+
+async def texts(page) -> list[str]:
+    return await page.eval_on_selector_all("#messages li .text", "ns => ns.map(n => n.textContent)")
+
+
+async def test_keyboard_alone_on_a_360_px_screen(base, browser):
+    here = room()
+    await post(base, here, "Ada", "history before the page opened")
+    context = await browser.new_context(viewport=NARROW)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    await page.goto(f"{base}/#{here}")
+
+    # First visit: the name dialog has focus and cannot be skipped with Escape.
+    await page.wait_for_selector("#name-dialog[open]")
+    assert await focused(page) == "input#name-input"
+    await page.keyboard.press("Escape")
+    assert await page.is_visible("#name-dialog")
+    await page.keyboard.type("Grace")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#name-dialog", state="hidden")
+    assert await focused(page) == "textarea#composer-text"
+    await page.wait_for_selector('#connection[data-state="live"]')
+    assert await texts(page) == ["history before the page opened"]  # the room's history on open
+
+    # Enter sends, Shift+Enter is a new line, the box is emptied and keeps focus; the line is confirmed.
+    await page.keyboard.type("first line")
+    await page.keyboard.press("Shift+Enter")
+    await page.keyboard.type(LONG_WORD)
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector('#messages li[data-status="confirmed"].own')
+    assert (await texts(page))[-1] == "first line\n" + LONG_WORD
+    assert await page.input_value("#composer-text") == ""
+    assert await focused(page) == "textarea#composer-text"
+
+    # Tab order from the top reaches every control, in reading order, and each shows a focus outline.
+    for _ in range(12):  # Tab on from the message box until focus wraps round to the first stop
+        await page.keyboard.press("Tab")
+        if await focused(page) == "a.skip-link":
+            break
+    order, outlines = [await focused(page)], [await page.evaluate(OUTLINE)]
+    while order[-1] != "button#send-button" and len(order) < 15:
+        await page.keyboard.press("Tab")
+        order.append(await focused(page))
+        outlines.append(await page.evaluate(OUTLINE))
+    assert [o for i, o in enumerate(order) if i == 0 or o != order[i - 1]] == [  # one stop per room link
+        "a.skip-link", "button#change-name", "a.room-link", "input#room-input", "button", "ol#messages",
+        "textarea#composer-text", "button#send-button"]
+    assert "none" not in outlines, list(zip(order, outlines, strict=True))
+
+    # The skip link jumps straight to the message box.
+    await page.focus("a.skip-link")
+    await page.keyboard.press("Enter")
+    assert await focused(page) == "textarea#composer-text"
+
+    # Create a room by typing its name (normalised), then go back through the room link.
+    await page.focus("#room-input")
+    await page.keyboard.type("#Side-Room")
+    await page.keyboard.press("Enter")
+    await page.wait_for_function("() => location.hash === '#side-room'")
+    assert await page.text_content("#room-title") == "#side-room"
+    assert await focused(page) == "textarea#composer-text"
+    await page.focus(f'a.room-link[href="#{here}"]')
+    await page.keyboard.press("Enter")
+    await page.wait_for_function(f"() => location.hash === '#{here}'")
+    await page.wait_for_function("() => document.querySelectorAll('#messages li').length === 2")
+
+    # Change the name by keyboard: Escape cancels, Enter saves, and it survives a reload.
+    await page.focus("#change-name")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#name-dialog[open]")
+    await page.keyboard.press("Escape")
+    await page.wait_for_selector("#name-dialog", state="hidden")
+    assert await page.text_content("#me-name") == "Grace"
+    await page.focus("#change-name")
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Control+A")
+    await page.keyboard.type("Grace H")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#name-dialog", state="hidden")
+    await page.reload()
+    await page.wait_for_selector('#connection[data-state="live"]')
+    assert await page.text_content("#me-name") == "Grace H"
+    assert not await page.is_visible("#name-dialog")
+
+    # 360 px: nothing scrolls sideways (not even a 300-character word) and the composer is on screen.
+    await page.wait_for_function("() => document.querySelectorAll('#messages li').length === 2")
+    widths = await page.evaluate(
+        """() => ({doc: document.documentElement.scrollWidth,
+                   overflowing: [...document.querySelectorAll('#messages li, header, nav, main, form')]
+                     .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.tagName + '#' + e.id)})"""
+    )
+    assert widths == {"doc": 360, "overflowing": []}
+    for selector in ("#composer-text", "#send-button", "#connection", "#change-name"):
+        box = await page.locator(selector).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 360, selector
+        assert box["y"] + box["height"] <= NARROW["height"], selector
+    send = await page.locator("#send-button").bounding_box()
+    assert send["height"] >= 24 and send["width"] >= 24  # a target a finger can hit (WCAG 2.2 minimum)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "www-360.png"))
+    await context.close()
+
+
+async def test_after_a_dropped_connection_the_page_renegotiates_rejoins_and_catches_up(base, browser):
+    here = room()
+    context = await browser.new_context(viewport=NARROW)
+    await context.add_init_script(f"localStorage.setItem('cosmic-chat.name', {json.dumps('Lin')})")
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    negotiations: list[str] = []
+    joins: list[dict] = []
+    history_queries: list[str] = []
+    page.on("request", lambda r: negotiations.append(r.url) if "/api/negotiate" in r.url else None)
+    page.on("request", lambda r: joins.append(json.loads(r.post_data)) if r.url.endswith("/join") else None)
+    page.on("request", lambda r: history_queries.append(r.url) if "/messages?" in r.url else None)
+    sockets: list = []
+
+    def proxy(ws) -> None:  # every WebSocket still reaches the SignalR emulator, through a handle we can cut
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    await page.route_web_socket(re.compile(r"/client/"), proxy)
+    await page.goto(f"{base}/#{here}")
+    await page.wait_for_selector('#connection[data-state="live"]')
+    first = await page.evaluate("cosmicChat.state.connectionId")
+    await post(base, here, "Kim", "while connected")
+    await page.wait_for_function("() => document.querySelectorAll('#messages li').length === 1")
+
+    # The connection drops and, for a while, the SignalR service cannot be reached either.
+    async def unreachable(route) -> None:
+        await route.abort("connectionrefused")
+
+    await page.route(re.compile(r"/client/negotiate"), unreachable)
+    assert len(sockets) == 1
+    await sockets[0].close(code=4000, reason="network lost")
+    await page.wait_for_selector('#connection[data-state="reconnecting"]')
+    missed = [await post(base, here, "Kim", f"while away {i}") for i in range(3)]
+    await page.unroute(re.compile(r"/client/negotiate"), unreachable)
+    await page.wait_for_selector('#connection[data-state="live"]')
+    await page.wait_for_function("() => document.querySelectorAll('#messages li').length === 4")
+
+    second = await page.evaluate("cosmicChat.state.connectionId")
+    assert second and second != first
+    assert len(negotiations) >= 2  # a fresh negotiate, not the old token
+    assert joins[0]["connectionId"] == first and joins[-1]["connectionId"] == second
+    assert any("after=" in q for q in history_queries)  # caught up, not reloaded
+    assert await texts(page) == ["while connected"] + [m["text"] for m in missed]
+    live = await post(base, here, "Kim", "live again")
+    await page.wait_for_function(
+        "t => [...document.querySelectorAll('#messages li .text')].some(n => n.textContent === t)",
+        arg=live["text"],
+    )
+    await context.close()
