@@ -128,10 +128,14 @@ async def test_keyboard_alone_on_a_360_px_screen(base, browser):
         "textarea#composer-text", "button#send-button"]
     assert "none" not in outlines, list(zip(order, outlines, strict=True))
 
-    # The skip link jumps straight to the message box.
+    # The skip link jumps straight to the message box, and stays in the room (the hash names the room).
     await page.focus("a.skip-link")
     await page.keyboard.press("Enter")
     assert await focused(page) == "textarea#composer-text"
+    await page.wait_for_timeout(200)  # a hashchange would switch rooms asynchronously
+    assert await page.evaluate("location.hash") == f"#{here}"
+    assert await page.text_content("#room-title") == f"#{here}"
+    assert await page.locator('a.room-link[href="#composer-text"]').count() == 0
 
     # Create a room by typing its name (normalised), then go back through the room link.
     await page.focus("#room-input")

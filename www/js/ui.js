@@ -99,6 +99,13 @@ export function createUi(doc, handlers) {
     handlers.onComposerInput?.(nodes.text.value);
   });
 
+  // The skip link must not follow its href: the location hash names the room, so "#composer-text" would
+  // open a room called composer-text. Focus the message box directly instead.
+  doc.querySelector(".skip-link")?.addEventListener("click", (event) => {
+    event.preventDefault();
+    nodes.text.focus();
+  });
+
   // --- rooms ------------------------------------------------------------
   nodes.roomForm.addEventListener("submit", (event) => {
     event.preventDefault();
