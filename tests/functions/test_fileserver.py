@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 
 import azure.functions as func
 import pytest
@@ -252,8 +253,16 @@ async def test_one_log_line_per_fileserver_request(app_module, www, caplog):
     with caplog.at_level(logging.INFO, logger="cosmic_chat"):
         await call(app_module, "GET", "css/site.css")
         await call(app_module, "POST", "api/save", {"user": "a", "message": "b"})
+        await call(app_module, "POST", "api/save", {"user": "a", "message": "secret words"})
     lines = [r.getMessage() for r in caplog.records if r.name == "cosmic_chat"]
-    assert [line.split(" in ")[0] for line in lines] == ["FileServer 200", "SaveChat 201", "FileServer 201"]
+    # One line per invocation, also when FileServer dispatches to another handler in-process.
+    assert [line.split(" in ")[0] for line in lines] == [
+        "FileServer 200",
+        "FileServer -> SaveChat 201",
+        "FileServer -> SaveChat 201",
+    ]
+    assert all(re.fullmatch(r"[A-Za-z >-]+ \d{3} in \d+\.\d ms", line) for line in lines)
+    assert "secret words" not in caplog.text
 
 
 def test_funcignore_keeps_development_files_out_of_the_package():
