@@ -52,8 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--latency-rate", type=float, default=20.0, help="posts/s in the latency runs (default 20)"
     )
     p.add_argument("--latency-seconds", type=float, help="seconds per latency run (default 30; quick 5)")
-    p.add_argument("--rates", help="throughput ladder, posts/s (default 25,50,75,100,150,200,300,400,600)")
+    p.add_argument("--rates", help="throughput ladder, posts/s (default 10,20,30,40,50,75,100,150,200,300)")
     p.add_argument("--throughput-seconds", type=float, help="seconds per rate (default 60; quick 10)")
+    p.add_argument(
+        "--profile-rate", type=float, default=100.0, help="posts/s while py-spy samples (default 100)"
+    )
     p.add_argument("--history-sizes", help="stored messages (default 0,1000,10000,100000,1000000)")
     p.add_argument(
         "--out", type=Path, default=RESULTS, help=f"results JSON (default {RESULTS.relative_to(ROOT)})"
@@ -64,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.sizes = [int(x) for x in (a.sizes or ("20,100" if q else "100,1000,5000")).split(",")]
     a.latency_seconds = a.latency_seconds or (5.0 if q else 30.0)
     a.rates = [
-        float(x) for x in (a.rates or ("25,50,100" if q else "25,50,75,100,150,200,300,400,600")).split(",")
+        float(x) for x in (a.rates or ("25,50,100" if q else "10,20,30,40,50,75,100,150,200,300")).split(",")
     ]
     a.throughput_seconds = a.throughput_seconds or (10.0 if q else 60.0)
     a.history_sizes = [
@@ -163,13 +166,15 @@ async def throughput_part(a: argparse.Namespace, profile: bool) -> dict[str, Any
                 break
             best = r
         prof: dict[str, Any] = {}
-        if profile and failed_at is not None:
+        if profile:
+            # At a rate past the stack's capacity, so the profile shows where a saturated loop spends it.
+            spy_rate = max(failed_at or a.rates[-1], a.profile_rate)
             seconds = 15 if not a.quick else 5
             with tempfile.TemporaryDirectory(prefix="bench-spy-") as tmp:
                 raw = Path(tmp) / "stack.raw"
                 log_start = Path(server.log.name).stat().st_size
                 spy = e2e_profile.start_py_spy(server.pid, seconds, raw)
-                r = await Phase(server, workers, failed_at, seconds).run()
+                r = await Phase(server, workers, spy_rate, seconds).run()
                 if spy is not None:
                     spy.wait(60)
                 with open(server.log.name, encoding="utf-8", errors="replace") as f:
@@ -177,7 +182,7 @@ async def throughput_part(a: argparse.Namespace, profile: bool) -> dict[str, Any
                     prof["invocations"] = e2e_profile.invocations(f.read())
                 prof["phase"] = asdict(r)
                 prof["py_spy"] = e2e_profile.summarise(raw) if raw.exists() else {"error": "py-spy not run"}
-                log(f"profile at {failed_at:.0f}/s: {json.dumps(prof['invocations'])}")
+                log(f"profile at {spy_rate:.0f}/s: {json.dumps(prof['invocations'])}")
         return {
             "ladder": ladder,
             "best": asdict(best) if best else None,
@@ -263,6 +268,24 @@ def tables(res: dict[str, Any]) -> str:
                 f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | "
                 f"{r['deliveries_per_s']:,.0f} | {r['server_cpu']:.2f} | {verdict} |"
             )
+        out.append("")
+    prof = (th or {}).get("profile") or {}
+    spy = prof.get("py_spy") or {}
+    if spy.get("components"):
+        ph = prof["phase"]
+        out.append(
+            f"Profile: {ph['rate']:.0f} posts/s for {ph['seconds']:.0f} s, {ph['clients']:,} clients; "
+            f"{spy['samples']:,} event-loop samples; logging in {spy['logging_pct']}% of them; "
+            f"invocations: {json.dumps(prof.get('invocations'))}"
+        )
+        out.append("")
+        out.append("| part of the stack (event-loop thread) | share of samples |")
+        out.append("|---|---|")
+        out.extend(f"| {c} | {pct}% |" for c, pct in spy["components"])
+        out.append("")
+        out.append("| function (inclusive) | share |")
+        out.append("|---|---|")
+        out.extend(f"| `{f}` | {pct}% |" for f, pct in spy["inclusive"][:15])
         out.append("")
     hist = res.get("history")
     if hist:

@@ -69,7 +69,12 @@ COMPONENTS = (  # first match wins, so the order is outermost-first
 )
 
 
+IDLE = "event loop waiting in epoll (idle)"
+
+
 def component(frames: list[str]) -> str:
+    if "EpollSelector.select" in frames[-1] or "EpollSelector.select" in frames[-2:][0]:
+        return IDLE
     for label, marker in COMPONENTS:
         if not marker or any(marker in f for f in frames):
             return label
