@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import aiohttp
 import jwt
@@ -67,6 +68,17 @@ async def test_connection_info_is_a_token_for_the_configured_service(stack, http
                         options={"verify_aud": False})
     assert claims["asrs.s.uid"] == "ann"
     assert claims["aud"] == "http://127.0.0.1/client/?hub=chat"  # the port is dropped, as the SDK does
+
+
+async def test_rand_guid_in_a_binding_is_fresh_per_invocation(stack, http):
+    _, _, host = stack
+    users = []
+    for _ in range(2):
+        async with http.post(f"{host.url}/negotiate-anonymous") as r:
+            token = (await r.json())["accessToken"]
+        claims = jwt.decode(token, WELL_KNOWN_ACCESS_KEY, algorithms=["HS256"], options={"verify_aud": False})
+        users.append(str(uuid.UUID(claims["asrs.s.uid"])))
+    assert users[0] != users[1]
 
 
 async def test_group_action_and_trigger_deliver_to_the_room_once(stack, http):
@@ -196,3 +208,55 @@ async def test_an_expired_lease_is_taken_over_and_read_from_its_position(service
         assert lease["ContinuationToken"]
     finally:
         await host.close()
+
+
+async def test_signalr_output_messages_and_group_actions_single_or_lists(stack, http):
+    """Every target of a message (connection > user > group > everyone) and every group action
+    (add/remove/removeAll by connection or user), one at a time or as a list, keys in any case."""
+    _, _, host = stack
+    listeners = {}
+    for user in ("ua", "ub", "uc"):
+        async with http.post(f"{host.url}/negotiate?user={user}") as r:
+            info = await r.json()
+        listeners[user] = Listener(info["url"], info["accessToken"])
+        await listeners[user].start()
+    a, b, c = listeners["ua"], listeners["ub"], listeners["uc"]
+
+    async def signal(payload):
+        async with http.post(f"{host.url}/signal", json=payload) as r:
+            return r.status
+
+    def texts(listener):
+        return list(listener.messages)
+
+    try:
+        assert await signal({"action": "add", "groupName": "g", "userId": "ua"}) == 202
+        assert await signal([
+            {"action": "add", "groupName": "g", "connectionId": b.connection_id},
+            {"target": "newMessage", "arguments": ["to-g"], "groupName": "g"},
+            {"target": "newMessage", "arguments": ["to-c"], "connectionId": c.connection_id,
+             "userId": "ua", "groupName": "g"},  # connectionId wins over userId and groupName
+            {"target": "newMessage", "arguments": ["to-ub"], "userId": "ub", "groupName": "g"},
+            {"target": "newMessage", "arguments": ["everyone"]},
+        ]) == 202
+        for listener in (a, b, c):
+            assert await listener.wait_for(lambda ms: "everyone" in ms, 5)
+        assert texts(a) == ["to-g", "everyone"]
+        assert texts(b) == ["to-g", "to-ub", "everyone"]
+        assert texts(c) == ["to-c", "everyone"]
+        assert await signal([
+            {"Action": "remove", "GroupName": "g", "UserId": "ua"},
+            {"action": "removeAll", "connectionId": b.connection_id},
+            {"Target": "newMessage", "Arguments": ["to-g-again"], "GroupName": "g"},
+            {"target": "newMessage", "arguments": ["end"]},
+        ]) == 202
+        for listener in (a, b, c):
+            assert await listener.wait_for(lambda ms: "end" in ms, 5)
+        assert "to-g-again" not in texts(a) + texts(b) + texts(c)
+        # Malformed items fail the invocation instead of being dropped.
+        assert await signal({"target": "", "arguments": []}) == 500
+        assert await signal({"action": "add", "groupName": "g"}) == 500
+        assert await signal({"action": "shout", "groupName": "g", "userId": "ua"}) == 500
+    finally:
+        for listener in listeners.values():
+            await listener.stop()

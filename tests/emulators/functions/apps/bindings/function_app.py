@@ -51,11 +51,25 @@ def negotiate(req: func.HttpRequest, info: str) -> func.HttpResponse:
     return func.HttpResponse(info, mimetype="application/json")
 
 
+@app.route(route="negotiate-anonymous", methods=["POST"])
+@app.generic_input_binding(arg_name="info", type="signalRConnectionInfo", user_id="{rand-guid}", **HUB)
+def negotiate_anonymous(req: func.HttpRequest, info: str) -> func.HttpResponse:
+    return func.HttpResponse(info, mimetype="application/json")
+
+
 @app.route(route="join/{room}", methods=["POST"])
 @app.generic_output_binding(arg_name="actions", type="signalR", **HUB)
 def join(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
     conn = req.get_json()["connectionId"]
     actions.set(json.dumps({"action": "add", "groupName": req.route_params["room"], "connectionId": conn}))
+    return func.HttpResponse(status_code=202)
+
+
+@app.route(route="signal", methods=["POST"])
+@app.generic_output_binding(arg_name="out", type="signalR", **HUB)
+def signal(req: func.HttpRequest, out: func.Out[str]) -> func.HttpResponse:
+    """Sends the request body (a message or group action, or a JSON array of them) as is."""
+    out.set(req.get_body().decode("utf-8"))
     return func.HttpResponse(status_code=202)
 
 
