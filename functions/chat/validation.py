@@ -59,7 +59,8 @@ def _json_object(body: bytes, allowed: frozenset[str]) -> dict[str, object]:
         raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: 8 KiB of "[" nests deeper than the parser's stack; bad input, not a server fault.
         raise ApiError(400, "invalid_json", "the body must be a JSON object in UTF-8", "body") from None
     if not isinstance(data, dict):
         raise ApiError(400, "not_an_object", "the body must be a JSON object", "body")

@@ -107,7 +107,7 @@ def _mapped_body(req: func.HttpRequest, template: Any, lookup: _Lookup) -> bytes
         raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
     try:
         source = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ApiError(400, "invalid_json", "the body must be a JSON object in UTF-8", "body") from None
     if not isinstance(source, dict):
         raise ApiError(400, "not_an_object", "the body must be a JSON object", "body")

@@ -220,6 +220,7 @@ async def test_2018_save_alias_writes_to_general(app_module, www):
         ({"user": "ada"}, "text"),
         ({"message": "hi"}, "user"),
         (b"nope", "body"),
+        (b"[" * 8000, "body"),
         ({"user": "a", "message": 5}, "text"),
         (b'{"user": "a", "message": "\\ud800"}', "text"),
     ],

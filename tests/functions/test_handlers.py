@@ -54,6 +54,7 @@ def test_save_chat_keeps_the_client_id_so_a_retry_overwrites(app_module):
         ({"user": "a", "text": "b"}, "Bad Room", None, 400, "room"),
         (None, "general", b"not json", 400, "body"),
         (None, "general", b"[1,2]", 400, "body"),
+        (None, "general", b"[" * 8000, 400, "body"),
         ({"user": "a", "text": "b" * 9000}, "general", None, 413, "body"),
         ({"text": "b"}, "general", None, 400, "user"),
         ({"user": "a", "text": ""}, "general", None, 400, "text"),

@@ -71,6 +71,8 @@ def test_uuid_id_is_kept_lowercase():
         (b"[]", 400, "not_an_object", "body"),
         (b'"text"', 400, "not_an_object", "body"),
         (b"null", 400, "not_an_object", "body"),
+        (b"[" * 8000, 400, "invalid_json", "body"),  # deeper than the parser's recursion limit
+        (b'{"a":' * 1600, 400, "invalid_json", "body"),
         (body(text="x"), 400, "required", "user"),
         (body(user="x"), 400, "required", "text"),
         (body(user=1, text="x"), 400, "not_a_string", "user"),
