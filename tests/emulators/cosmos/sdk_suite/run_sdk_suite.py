@@ -14,6 +14,7 @@ import sys
 import tarfile
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}/"
 
 
-def run_file(name: str, url: str, report_dir: Path) -> tuple[Counts, list[str]]:
+def run_file(name: str, url: str, report_dir: Path) -> tuple[Counts, list[str], float]:
+    t0 = time.perf_counter()
     report = report_dir / f"{name}.xml"
     env = {
         **os.environ,
@@ -155,7 +157,7 @@ def run_file(name: str, url: str, report_dir: Path) -> tuple[Counts, list[str]]:
     )
     counts, failures = Counts(), []
     if not report.exists():
-        return Counts(failed=1), [f"{name}: no report (collection or session set-up failed)"]
+        return Counts(failed=1), [f"{name}: no report (collection or session set-up failed)"], 0.0
     for case in ET.parse(report).getroot().iter("testcase"):
         if case.find("skipped") is not None:
             counts.skipped += 1
@@ -166,7 +168,7 @@ def run_file(name: str, url: str, report_dir: Path) -> tuple[Counts, list[str]]:
             failures.append(f"{name}::{case.get('classname', '').split('.')[-1]}::{case.get('name')}: {msg}")
         else:
             counts.passed += 1
-    return counts, failures
+    return counts, failures, time.perf_counter() - t0
 
 
 def main(files: list[str]) -> int:
@@ -175,20 +177,23 @@ def main(files: list[str]) -> int:
     report_dir = CACHE / "reports"
     report_dir.mkdir(parents=True, exist_ok=True)
     total, all_failures = Counts(), []
+    started = time.perf_counter()
     try:
-        for name in files:
-            t0 = time.perf_counter()
-            counts, failures = run_file(name, url, report_dir)
-            total.add(counts)
-            all_failures += failures
-            print(
-                f"{name}: {counts.passed} passed, {counts.skipped} skipped, {counts.failed} failed "
-                f"({time.perf_counter() - t0:.1f} s)",
-                flush=True,
-            )
+        # Two files at a time: each test run mostly waits on HTTP round trips; databases are per-run unique.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            runs = pool.map(lambda name: (name, *run_file(name, url, report_dir)), files)
+            for name, counts, failures, seconds in runs:
+                total.add(counts)
+                all_failures += failures
+                print(
+                    f"{name}: {counts.passed} passed, {counts.skipped} skipped, {counts.failed} failed "
+                    f"({seconds:.1f} s)",
+                    flush=True,
+                )
     finally:
         proc.terminate()
         proc.wait(10)
+    print(f"wall time {time.perf_counter() - started:.0f} s")
     for f in all_failures:
         print("FAILED", f)
     print(f"TOTAL: {total.passed} passed, {total.skipped} skipped, {total.failed} failed")
