@@ -22,7 +22,8 @@ MAX_LIMIT = 200
 
 ROOM_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-CREATED_AT_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+# ASCII digits only: `\d` also matches other scripts' digits ("２０２６"), which sort after every real time.
+CREATED_AT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 CONNECTION_ID_RE = re.compile(r"[A-Za-z0-9._~+/=-]+")
 
 MESSAGE_FIELDS = frozenset({"user", "text", "id"})

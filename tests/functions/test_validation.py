@@ -185,6 +185,7 @@ def test_history_defaults_and_bounds():
         ({"after": "2026-13-27T21:05:03.120Z"}, "after"),
         ({"after": "2026-02-30T21:05:03.120Z"}, "after"),
         ({"after": ""}, "after"),
+        ({"after": "２０２６-11-27T21:05:03.120Z"}, "after"),  # fullwidth digits are digits to `\d`
     ],
 )
 def test_history_refusals(params, field):
