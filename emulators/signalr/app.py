@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import client, rest
 from .hub import ServiceState
-
-log = logging.getLogger("emulators.signalr")
+from .requestlog import request_log
 
 CORS_ALLOWED_HEADERS = "X-Requested-With, X-SignalR-User-Agent, Authorization, Content-Type"
-
-
-@web.middleware
-async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line per request: what, outcome, how long. The query is left out: it may carry access tokens."""
-    started = time.monotonic()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        status = 499  # the client went away mid-request (nginx's code for it)
-        raise
-    finally:
-        log.info("%s %s -> %d (%.1f ms)", request.method, request.path, status,
-                 (time.monotonic() - started) * 1000)
 
 
 @web.middleware

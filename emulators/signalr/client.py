@@ -7,10 +7,9 @@ clients are written against; the hub rules (listen-only serverless clients) foll
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -28,9 +27,8 @@ from .protocol import (
     parse_handshake,
     split_handshake,
 )
+from .requestlog import note
 from .sinks import QueueSink, WebSocketSink
-
-log = logging.getLogger("emulators.signalr")
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$")
 STATE_KEY: web.AppKey[ServiceState] = web.AppKey("signalr_state", ServiceState)
@@ -79,7 +77,7 @@ def _authenticate(request: web.Request, hub: str, query_token_ok: bool) -> dict[
                                         leeway=state.limits.token_leeway)
     except auth.AuthError as exc:
         state.stats.auth_failures += 1
-        log.info("client %s %s -> 401 %s", request.method, request.path, exc)
+        note(request, f"hub={hub} refused: {exc}")
         return _unauthorized(str(exc))
 
 
@@ -104,7 +102,7 @@ async def negotiate(request: web.Request) -> web.StreamResponse:
                             "availableTransports": AVAILABLE_TRANSPORTS}
     if version >= 1:
         body = {"connectionToken": conn.token, **body}
-    log.info("negotiate hub=%s user=%s v%d -> %s", conn.hub, conn.user_id, version, conn.id)
+    note(request, f"hub={conn.hub} user={conn.user_id} v{version} -> connection {conn.id}")
     return web.json_response(body)
 
 
@@ -144,31 +142,49 @@ def _authorize_existing(request: web.Request, hub: str, conn: Connection,
     return None
 
 
+def _existing(request: web.Request, hub: str, query_token_ok: bool) -> Connection | web.Response:
+    """The connection a transport request names by ``id=``, if this request may use it."""
+    conn = _lookup(request, hub)
+    if isinstance(conn, web.Response):
+        return conn
+    note(request, f"connection {conn.id}")
+    refused = _authorize_existing(request, hub, conn, query_token_ok)
+    return conn if refused is None else refused
+
+
+def _posted_to(request: web.Request) -> Connection | web.Response:
+    """The connection of a POST or DELETE (never a WebSocket or SSE request: no query token)."""
+    hub = _hub_name(request)
+    return hub if isinstance(hub, web.Response) else _existing(request, hub, query_token_ok=False)
+
+
 # -- incoming hub messages (all transports) ---------------------------------------------------
 
 
-def receive(state: ServiceState, conn: Connection, data: bytes, binary_transport: bool) -> None:
-    """Handle bytes from a client: handshake first, then hub messages. Errors close this connection only."""
+def receive(state: ServiceState, conn: Connection, data: bytes, binary_transport: bool,
+            report: Callable[[str], None]) -> None:
+    """Handle bytes from a client: handshake first, then hub messages. Errors close this connection only.
+
+    ``report`` takes what is worth a person's attention (handshake, why it closed) for the log line.
+    """
     if conn.closed:
         return
     conn.last_received = time.monotonic()
     limit = state.limits.max_message_size
     if len(data) > limit:
-        state.stats.protocol_errors += 1
-        log.info("connection %s closed: %d-byte message over the %d-byte limit", conn.id, len(data), limit)
-        state.close(conn, f"Connection closed with an error. The message exceeds the maximum message size "
-                          f"of {limit} bytes.")
+        _close_oversized(state, conn, report)
         return
     if conn.codec is None:
         parts = split_handshake(data)
         if parts is None:
-            _reject_handshake(state, conn, "Handshake request is incomplete: no 0x1E record separator.")
+            _reject_handshake(state, conn, "Handshake request is incomplete: no 0x1E record separator.",
+                              report)
             return
         record, rest = parts
         try:
             handshake = parse_handshake(record, binary_transport)
         except ProtocolError as exc:
-            _reject_handshake(state, conn, str(exc))
+            _reject_handshake(state, conn, str(exc), report)
             return
         conn.codec = handshake.codec
         sink = conn.sink
@@ -177,8 +193,7 @@ def receive(state: ServiceState, conn: Connection, data: bytes, binary_transport
         assert sink is not None
         sink.push(sink.frame(handshake_response()))
         state.go_online(conn)
-        log.info("connection %s online: hub=%s user=%s %s/%s v%d", conn.id, conn.hub, conn.user_id,
-                 conn.transport, handshake.codec.name, handshake.version)
+        report(f"online {conn.transport}/{handshake.codec.name} v{handshake.version}")
         data = rest
         if not data:
             return
@@ -186,25 +201,36 @@ def receive(state: ServiceState, conn: Connection, data: bytes, binary_transport
         messages = conn.codec.decode(data)
     except ProtocolError as exc:
         state.stats.protocol_errors += 1
-        log.info("connection %s closed: %s", conn.id, exc)
+        report(f"closed: {exc}")
         state.close(conn, f"Connection closed with an error. {exc}")
         return
     for message in messages:
-        _dispatch(state, conn, message)
+        _dispatch(state, conn, message, report)
         if conn.closed:
             return
 
 
-def _reject_handshake(state: ServiceState, conn: Connection, error: str) -> None:
+def _close_oversized(state: ServiceState, conn: Connection, report: Callable[[str], None]) -> str:
+    """Close a connection that sent a message over the limit; returns the reason given to the client."""
+    reason = f"The message exceeds the maximum message size of {state.limits.max_message_size} bytes."
     state.stats.protocol_errors += 1
-    log.info("connection %s handshake failed: %s", conn.id, error)
+    report(f"closed: {reason}")
+    state.close(conn, f"Connection closed with an error. {reason}")
+    return reason
+
+
+def _reject_handshake(state: ServiceState, conn: Connection, error: str,
+                      report: Callable[[str], None]) -> None:
+    state.stats.protocol_errors += 1
+    report(f"handshake refused: {error}")
     sink = conn.sink
     state.discard(conn)
     if sink is not None:
         sink.finish(sink.frame(handshake_response(error)))
 
 
-def _dispatch(state: ServiceState, conn: Connection, message: dict[str, Any]) -> None:
+def _dispatch(state: ServiceState, conn: Connection, message: dict[str, Any],
+              report: Callable[[str], None]) -> None:
     kind = message["type"]
     if kind in (INVOCATION, STREAM_INVOCATION):
         state.stats.messages_in += 1
@@ -213,7 +239,7 @@ def _dispatch(state: ServiceState, conn: Connection, message: dict[str, Any]) ->
             state.send_to_connection(conn, {"type": COMPLETION, "invocationId": invocation_id,
                                             "error": NO_UPSTREAM.format(message.get("target"))})
     elif kind == CLOSE:
-        log.info("connection %s closed by the client", conn.id)
+        report("closed by the client")
         sink = conn.sink
         state.discard(conn)
         if sink is not None and not isinstance(sink, WebSocketSink):
@@ -243,12 +269,9 @@ async def connect(request: web.Request) -> web.StreamResponse:
         conn = state.create(hub, auth.user_id(claims), version=0,
                             auth_expires_on=auth.auth_expires_on(claims))
     else:
-        conn = _lookup(request, hub)
+        conn = _existing(request, hub, query_token_ok=is_ws or is_sse)
         if isinstance(conn, web.Response):
             return conn
-        refused = _authorize_existing(request, hub, conn, query_token_ok=is_ws or is_sse)
-        if refused is not None:
-            return refused
         if conn.closed:  # a closed long-polling connection still hands out its last Close message
             return await _drain_closed_poll(conn)
     wanted = WEBSOCKETS if is_ws else SSE if is_sse else LONG_POLLING
@@ -276,24 +299,30 @@ async def _websocket(request: web.Request, state: ServiceState, conn: Connection
     conn.transport = WEBSOCKETS
     conn.sink = WebSocketSink(transport, limits.max_outgoing_buffer)
     conn.created = conn.last_received = time.monotonic()
-    started = time.monotonic()
+    def report(text: str) -> None:
+        note(request, text)
+
     try:
+        failure: BaseException | None = None
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                receive(state, conn, msg.data.encode(), binary_transport=True)
+                receive(state, conn, msg.data.encode(), binary_transport=True, report=report)
             elif msg.type == WSMsgType.BINARY:
-                receive(state, conn, msg.data, binary_transport=True)
+                receive(state, conn, msg.data, binary_transport=True, report=report)
+            elif msg.type == WSMsgType.ERROR:
+                failure = msg.data  # e.g. a frame over the reader's cap: aiohttp closed with 1009
+                break
             if conn.closed:
                 break
-        if ws.exception() is not None and not conn.closed:
+        failure = failure or ws.exception()
+        if failure is not None and not conn.closed:
             state.stats.protocol_errors += 1
-            log.info("connection %s closed: WebSocket error %s", conn.id, ws.exception())
+            report(f"closed: WebSocket error {failure}")
     finally:
         was_open = not conn.closed
         state.discard(conn)
         if was_open and not ws.closed and not transport.is_closing():
             conn.sink.finish(None)  # our side ends first (e.g. the client sent Close): say goodbye properly
-        log.info("websocket %s ended after %.1fs", conn.id, time.monotonic() - started)
     return ws
 
 
@@ -314,12 +343,11 @@ async def _sse(request: web.Request, state: ServiceState, conn: Connection) -> w
                 await resp.write(data)
             if sink.finished:
                 break
-    except (ConnectionError, asyncio.CancelledError):
-        pass
-    finally:
+    except ConnectionError:
+        note(request, "the client went away")
+    finally:  # a cancelled request (the client left) ends here too, and the cancellation goes on
         state.discard(conn)
         sink.finish(None)
-        log.info("sse stream %s ended", conn.id)
     return resp
 
 
@@ -371,15 +399,9 @@ async def _drain_closed_poll(conn: Connection) -> web.StreamResponse:
 async def send(request: web.Request) -> web.StreamResponse:
     """``POST /client/?id=..``: messages from an SSE or long-polling client."""
     state = request.app[STATE_KEY]
-    hub = _hub_name(request)
-    if isinstance(hub, web.Response):
-        return hub
-    conn = _lookup(request, hub)
+    conn = _posted_to(request)
     if isinstance(conn, web.Response):
         return conn
-    refused = _authorize_existing(request, hub, conn, query_token_ok=False)
-    if refused is not None:
-        return refused
     if conn.closed:
         return _text(404, "No Connection with that ID")
     if conn.transport == WEBSOCKETS:
@@ -387,31 +409,29 @@ async def send(request: web.Request) -> web.StreamResponse:
     if conn.transport is None:
         # signalrcore posts its handshake before the first poll; SSE clients always open the stream first.
         _start_long_polling(state, conn)
-    data = await request.read()
-    receive(state, conn, data, binary_transport=conn.transport == LONG_POLLING)
+    limit = state.limits.max_message_size
+    try:
+        if request.content_length is not None and request.content_length > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        data = await request.read()  # chunked bodies are cut at the app's client_max_size
+    except web.HTTPRequestEntityTooLarge:
+        return _text(413, _close_oversized(state, conn, lambda text: note(request, text)))
+    receive(state, conn, data, binary_transport=conn.transport == LONG_POLLING,
+            report=lambda text: note(request, text))
     return web.Response(status=200)
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
     """``DELETE /client/?id=..``: a long-polling client leaving."""
     state = request.app[STATE_KEY]
-    hub = _hub_name(request)
-    if isinstance(hub, web.Response):
-        return hub
-    conn = _lookup(request, hub)
+    conn = _posted_to(request)
     if isinstance(conn, web.Response):
         return conn
-    refused = _authorize_existing(request, hub, conn, query_token_ok=False)
-    if refused is not None:
-        return refused
     if conn.transport != LONG_POLLING:
         return _text(400, "Cannot terminate this connection using the DELETE endpoint.")
     state.discard(conn)
     if conn.sink is not None:
         conn.sink.finish(None)
-    log.info("long polling %s ended by the client", conn.id)
+    note(request, "long polling ended by the client")
     return _text(202, "")
 
-
-def json_error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=json.dumps({"error": message}), content_type="application/json")

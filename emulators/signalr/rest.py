@@ -9,7 +9,6 @@ official emulator, both families accept every action in both path orders (``grou
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,7 @@ from . import auth
 from .client import HUB_NAME, KEY_KEY, STATE_KEY
 from .hub import Connection, Hub, ServiceState
 from .protocol import invocation
-
-log = logging.getLogger("emulators.signalr")
+from .requestlog import note
 
 MAX_BODY = 1024 * 1024
 API_VERSION = "2022-06-01"
@@ -65,7 +63,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await _handle(request)
     except RestError as exc:
         if exc.status >= 400:
-            log.info("rest %s %s refused: %s", request.method, request.path, exc.message)
+            note(request, exc.message)
         return _error(exc.status, exc.code, exc.message, exc.target)
 
 

@@ -292,3 +292,33 @@ async def test_token_expiry_closes_only_connections_that_asked_for_it(
     finally:
         await plain.close()
         await closing.close()
+
+
+async def test_one_log_line_per_request_without_secrets(
+    emulator: Emulator, service: ServiceClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="emulators.signalr")
+    token = service.client_connection_info("chat", "lee")["accessToken"]
+    client = await RawClient.connect(emulator.url, token)  # negotiate + WebSocket (one request each)
+    conn = emulator.state.by_id[client.connection_id]
+    await client.send('{"type":1,"target":"x"\x1e')  # a broken record closes the connection
+    assert (await client.next())["type"] == 7
+    await client.close()
+    with pytest.raises(Exception, match="401"):
+        async with ServiceClient(emulator.connection_string.replace("ABCDEFGH", "ZZZZZZZZ")) as wrong:
+            await wrong.broadcast("chat", "m", [])
+    await service.broadcast("chat", "m", [])
+    deadline = time.monotonic() + 5
+    while len(caplog.records) < 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    lines = [r.getMessage() for r in caplog.records if r.name == "emulators.signalr"]
+    assert len(lines) == 4, lines
+    negotiate, websocket = sorted(lines[:2], key=lambda line: not line.startswith("POST"))
+    assert negotiate.startswith("POST /client/negotiate -> 200") and f"connection {conn.id}" in negotiate
+    assert websocket.startswith("GET /client/ -> 101") and "online WebSockets/json v1" in websocket
+    assert "Invalid JSON hub message" in websocket
+    assert lines[2].startswith("POST /api/hubs/chat/:send -> 401") and "signature" in lines[2]
+    assert lines[3].startswith("POST /api/hubs/chat/:send -> 202")
+    for line in lines:
+        assert token not in line and conn.token not in line and WELL_KNOWN_ACCESS_KEY not in line
+        assert "ms)" in line

@@ -118,7 +118,9 @@ async def test_huge_websocket_frame_is_refused(strict: Emulator, svc: ServiceCli
     try:
         await bad.ws.send_bytes(b"\x00" * (2 * 1024 * 1024))  # over the WebSocket reader's own cap
         assert await bad.next() is None
+        assert bad.ws.close_code == 1009  # "message too big"
         await bystander_still_served(svc, bystander, "still here")
+        assert strict.stats()["protocolErrors"] == 1
     finally:
         await bad.close()
         await bystander.close()
@@ -354,3 +356,27 @@ async def test_a_long_polling_client_that_stops_polling_is_dropped_at_its_bound(
             assert len(records) < 6
         finally:
             await bystander.close()
+
+
+async def test_an_oversized_post_closes_its_long_polling_connection(
+    strict: Emulator, svc: ServiceClient
+) -> None:
+    headers = {"Authorization": f"Bearer {token(svc)}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(f"{strict.url}/client/negotiate?hub=chat&negotiateVersion=1") as r:
+            url = f"{strict.url}/client/?hub=chat&id={(await r.json())['connectionToken']}"
+        await (await http.get(url)).read()
+        await (await http.post(url, data=b'{"protocol":"json","version":1}\x1e')).read()
+        async with http.get(url) as r:
+            assert await r.read() == b"{}\x1e"
+        async with http.post(url, data=b"y" * (2 * 1024 * 1024)) as r:  # over any request's 1 MiB
+            assert r.status == 413
+        async with http.post(url, data=b'{"type":6}\x1e') as r:
+            assert r.status == 404  # the connection is gone
+        async with http.get(url) as r:
+            close = json.loads((await r.read()).rstrip(b"\x1e"))
+        assert close["type"] == 7 and "maximum message size of 4096 bytes" in close["error"]
+        async with http.get(url) as r:
+            assert r.status == 204
+        assert strict.stats()["protocolErrors"] == 1
+        assert strict.stats()["connections"]["total"] == 0
