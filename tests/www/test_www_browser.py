@@ -236,3 +236,50 @@ async def test_after_a_dropped_connection_the_page_renegotiates_rejoins_and_catc
         arg=live["text"],
     )
     await context.close()
+
+
+async def test_a_failed_send_is_kept_and_retried_or_edited_by_keyboard(base, browser):
+    here = room()
+    context = await browser.new_context(viewport=NARROW)
+    await context.add_init_script(f"localStorage.setItem('cosmic-chat.name', {json.dumps('Max')})")
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    posts: list[dict] = []
+
+    async def down(route) -> None:  # SaveChat unreachable: the page retries on its own, then gives up
+        posts.append(json.loads(route.request.post_data))
+        await route.abort("connectionrefused")
+
+    await page.goto(f"{base}/#{here}")
+    await page.wait_for_selector('#connection[data-state="live"]')
+    await page.route(re.compile(r"/api/rooms/[^/]+/messages$"), down)
+    await page.focus("#composer-text")
+    for text in ("keep me", "edit me"):
+        await page.keyboard.type(text)
+        await page.keyboard.press("Enter")
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#messages li[data-status=\"failed\"]').length === 2"
+    )
+    assert len(posts) == 6  # each line: the first POST and two automatic retries ...
+    assert len({p["id"] for p in posts}) == 2  # ... all with the line's own id, so none can be stored twice
+    await page.unroute(re.compile(r"/api/rooms/[^/]+/messages$"), down)
+
+    # Tab from the message list reaches the failed lines' Retry and Edit buttons.
+    await page.focus("#messages")
+    stops = []
+    for _ in range(4):
+        await page.keyboard.press("Tab")
+        stops.append(await page.evaluate("document.activeElement.getAttribute('aria-label')"))
+    assert stops == ["Retry sending: keep me", "Edit unsent message: keep me",
+                     "Retry sending: edit me", "Edit unsent message: edit me"]
+    await page.keyboard.press("Enter")  # Edit "edit me": back in the box, off the list
+    assert await page.input_value("#composer-text") == "edit me"
+    assert await focused(page) == "textarea#composer-text"
+    await page.focus('#messages button[aria-label="Retry sending: keep me"]')
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector('#messages li[data-status="confirmed"]')
+    assert await texts(page) == ["keep me"]
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/rooms/{here}/messages") as r:
+        stored = (await r.json())["messages"]
+    assert [(m["id"], m["text"]) for m in stored] == [(posts[0]["id"], "keep me")]
+    await context.close()
