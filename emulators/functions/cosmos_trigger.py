@@ -43,8 +43,8 @@ from .loader import FunctionDef
 
 log = logging.getLogger("emulators.functions")
 
-LEASE_EXPIRY = 60.0  # seconds without renewal before another owner may take a lease
-LEASE_RENEW = 17.0  # the change feed processor's renew interval
+LEASE_EXPIRY = 60.0  # default leaseExpirationInterval: seconds without renewal before a takeover
+LEASE_RENEW = 17.0  # default leaseRenewInterval
 NOTIFIED_IDLE = 5.0  # longest idle wait when the emulator's change notification wakes the consumer
 STOP_GRACE = 5.0  # how long a clean stop waits for an in-flight batch to be invoked and checkpointed
 FIRST_RETRY = 0.5  # back-off for a failing batch: 0.5 s, 1 s, 2 s, ... capped
@@ -86,6 +86,8 @@ class ChangeFeedConsumer:
         self.lease_connection = str(t.get("leaseConnection") or self.connection)
         self.max_items = int(t.get("maxItemsPerInvocation") or 100)
         self.poll_delay = float(t.get("feedPollDelay") or 5000) / 1000.0
+        self.lease_expiry = float(t.get("leaseExpirationInterval") or LEASE_EXPIRY * 1000) / 1000.0
+        self.lease_renew = float(t.get("leaseRenewInterval") or LEASE_RENEW * 1000) / 1000.0
         self.start_from_beginning = bool(t.get("startFromBeginning"))
         self.start_from_time = t.get("startFromTime")
         prefix = str(t.get("leaseContainerPrefix") or t.get("leaseCollectionPrefix") or "")
@@ -147,7 +149,7 @@ class ChangeFeedConsumer:
                     match_condition=MatchConditions.IfNotModified)
         except Exception as e:  # the lease will expire instead
             log.warning("%s: could not release lease %s (%s); it expires in %.0f s", self.fd.name,
-                        self.lease_id, type(e).__name__, LEASE_EXPIRY)
+                        self.lease_id, type(e).__name__, self.lease_expiry)
 
     # --- leases -------------------------------------------------------------------------------
 
@@ -178,8 +180,8 @@ class ChangeFeedConsumer:
                 except cosmos_errors.CosmosResourceExistsError:
                     continue  # created by someone else a moment ago: read it and compete properly
             owner = lease.get("Owner")
-            if owner and owner != self.owner and _age(lease.get("timestamp")) < LEASE_EXPIRY:
-                wait = max(1.0, LEASE_EXPIRY - _age(lease.get("timestamp")))
+            if owner and owner != self.owner and _age(lease.get("timestamp")) < self.lease_expiry:
+                wait = max(0.5, self.lease_expiry - _age(lease.get("timestamp")))
                 log.info("%s: lease %s held by %s; retrying in %.0f s", self.fd.name, self.lease_id, owner,
                          wait)
                 await asyncio.sleep(wait)
@@ -233,12 +235,21 @@ class ChangeFeedConsumer:
         return docs, _resumable(pager.continuation_token) or continuation
 
     async def _idle(self) -> None:
-        if self._sub is not None:
-            # The in-process notification is reliable, so no timed polling while idle; the timeout
-            # only keeps the lease renewed.
-            await self._sub.wait(NOTIFIED_IDLE)
-        else:
-            await asyncio.sleep(self.poll_delay)
+        """Wait for the next poll: `feedPollDelay`, or the emulator's change notification. The
+        lease is renewed meanwhile (a poll delay longer than the lease expiry must not lose it)."""
+        deadline = time.monotonic() + (NOTIFIED_IDLE if self._sub is not None else self.poll_delay)
+        while (remaining := deadline - time.monotonic()) > 0:
+            until_renew = self.lease_renew - (time.monotonic() - self._lease_written)
+            if until_renew <= 0:
+                await self._write_lease(self._lease.get("ContinuationToken") if self._lease else None)
+                continue
+            if self._sub is not None:
+                # The in-process notification is reliable, so no timed polling while idle; the
+                # timeout only bounds how long a lost notification could go unnoticed.
+                if await self._sub.wait(min(remaining, until_renew)):
+                    return
+            else:
+                await asyncio.sleep(min(remaining, until_renew))
 
     async def _run(self) -> None:
         backoff = FIRST_RETRY
@@ -267,7 +278,7 @@ class ChangeFeedConsumer:
         while True:
             docs, token = await self._next_batch(continuation)
             if not docs:
-                if time.monotonic() - self._lease_written > LEASE_RENEW:
+                if time.monotonic() - self._lease_written > self.lease_renew:
                     await self._write_lease(continuation)
                 await self._idle()
                 continue
@@ -293,7 +304,7 @@ class ChangeFeedConsumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_RETRY)
                 attempt += 1
-                if time.monotonic() - self._lease_written > LEASE_RENEW:
+                if time.monotonic() - self._lease_written > self.lease_renew:
                     await self._write_lease(self._lease.get("ContinuationToken") if self._lease else None)
                 continue
             ms = (time.perf_counter() - started) * 1000

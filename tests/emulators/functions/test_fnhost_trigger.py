@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fnhost_helpers import read_all, start_host, upsert, wait_until
+from azure.cosmos.aio import CosmosClient
+from fnhost_helpers import DB, read_all, start_host, upsert, wait_until
+
+from emulators.cosmos import WELL_KNOWN_KEY
+from emulators.functions.cosmos_trigger import _age, _now_iso
 
 FEED_READ = "GET /dbs/testdb/colls/messages/docs"
 
@@ -124,5 +128,39 @@ async def test_a_clean_stop_releases_the_lease_so_a_new_machine_resumes_at_once(
     try:
         assert await wait_until(lambda: host.imported.module.SEEN == [["db"]], timeout=3.0)
         assert (await read_all(cosmos, "leases"))[0]["Owner"] == "another-machine:feed"
+    finally:
+        await host.close()
+
+
+
+async def test_the_lease_is_renewed_while_idle_even_with_a_long_poll_delay(services):
+    """leaseRenewInterval 1 s, leaseExpirationInterval 3 s, feedPollDelay 60 s: a poll delay longer
+    than the expiry must not let the lease lapse (another host would take it over)."""
+    cosmos, signalr = services
+    host = await start_host(cosmos, signalr, "feed_options", notify=False)
+    try:
+        assert await wait_until(lambda: host.consumers[0]._lease is not None)
+        await asyncio.sleep(3.5)
+        lease = (await read_all(cosmos, "leases"))[0]
+        assert lease["Owner"] == host.consumers[0].owner
+        assert _age(lease["timestamp"]) < 2.0, "the lease was not renewed while idle"
+    finally:
+        await host.close()
+
+
+async def test_a_live_lease_is_taken_over_after_the_trigger_s_expiration_interval(services):
+    cosmos, signalr = services
+    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+        await client.get_database_client(DB).get_container_client("leases").upsert_item(
+            {"id": f"opts-{DB}.messages..0", "LeaseToken": "0", "ContinuationToken": None,
+             "Owner": "crashed-host:feed_options", "timestamp": _now_iso(), "version": 1})
+    await upsert(cosmos, doc("waiting"))
+    host = await start_host(cosmos, signalr, "feed_options")
+    try:
+        module = host.imported.module
+        await asyncio.sleep(1.5)
+        assert module.SEEN == []  # the crashed host's lease is still live
+        assert await wait_until(lambda: module.SEEN == [["dwaiting"]], timeout=5.0)  # expired after 3 s
+        assert (await read_all(cosmos, "leases"))[0]["Owner"] == host.consumers[0].owner
     finally:
         await host.close()
