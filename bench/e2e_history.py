@@ -17,6 +17,7 @@ Layout: the history is spread evenly over `rooms` rooms; the timed room is one o
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io
 import pstats
@@ -98,6 +99,16 @@ def profile_query(data_dir: Path, room: str) -> dict[str, Any]:
     }
 
 
+async def _timed_post(http: aiohttp.ClientSession, base: str) -> float:
+    began = time.perf_counter()
+    async with http.post(
+        f"{base}/api/rooms/bench-probe/messages", json={"user": "bench", "text": "probe"}
+    ) as r:
+        if r.status != 201:
+            raise RuntimeError(f"probe post answered {r.status}: {await r.text()}")
+    return (time.perf_counter() - began) * 1000
+
+
 async def time_history(base: str, room: str, requests: int, budget_s: float = 60.0) -> dict[str, float]:
     """`requests` timed GETs after one warm-up, fewer (at least 3) if they would take over `budget_s`."""
     times: list[float] = []
@@ -113,8 +124,17 @@ async def time_history(base: str, room: str, requests: int, budget_s: float = 60
                     raise RuntimeError(f"history answered {r.status}: {body}")
             if i:  # the first request warms the caches
                 times.append((time.perf_counter() - began) * 1000)
+        post_alone = await _timed_post(http, base)
+        # The same POST while a History query runs: the emulator's store serves every call on one
+        # thread, so a long query holds up writes (and the change feed) for everyone.
+        history = asyncio.create_task(http.get(f"{base}/api/rooms/{room}/messages"))
+        await asyncio.sleep(0.02)
+        post_during = await _timed_post(http, base)
+        (await history).release()
     times.sort()
     return {
+        "post_alone_ms": post_alone,
+        "post_during_history_ms": post_during,
         "median_ms": statistics.median(times),
         "p90_ms": times[int(0.9 * (len(times) - 1))],
         "max_ms": times[-1],
@@ -146,7 +166,8 @@ async def run(
         row = {"stored": size, "in_room": (size + rooms - 1) // rooms, "seed_s": round(seed_s, 1), **t}
         log(
             f"history: {size:>9,} stored ({row['in_room']:,} in the room): median {t['median_ms']:.1f} ms, "
-            f"p90 {t['p90_ms']:.1f} ms (seeded in {seed_s:.0f} s)"
+            f"p90 {t['p90_ms']:.1f} ms; a POST meanwhile {t['post_during_history_ms']:.0f} ms "
+            f"(alone {t['post_alone_ms']:.0f} ms) (seeded in {seed_s:.0f} s)"
         )
         results.append(row)
     return results
