@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from .epk import UNDEFINED, effective_partition_key
@@ -86,17 +88,37 @@ def from_document(doc: dict[str, Any], parts: list[str]) -> list[Any]:
 
 
 def canonical(components: list[Any]) -> str:
-    """Stable text key: 5 and 5.0 are the same partition; undefined is ``{}``."""
-    out = []
+    """Stable text key: 5 and 5.0 are the same partition; undefined is ``{}``. Same text as
+    ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)`` with numbers as floats, built without
+    the generic encoder because it runs several times per request."""
+    parts = []
     for c in components:
         if c is UNDEFINED:
-            out.append({})
-        elif isinstance(c, (int, float)) and not isinstance(c, bool):
-            out.append(float(c))
+            parts.append("{}")
+        elif c is None:
+            parts.append("null")
+        elif c is True:
+            parts.append("true")
+        elif c is False:
+            parts.append("false")
+        elif isinstance(c, str):
+            parts.append(encode_basestring(c))
+        elif math.isfinite(c):
+            parts.append(float.__repr__(float(c)))
         else:
-            out.append(c)
-    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+            parts.append(json.dumps(float(c)))
+    return "[" + ",".join(parts) + "]"
+
+
+_EPK_CACHE: dict[str, str] = {}
 
 
 def epk(components: list[Any]) -> str:
-    return effective_partition_key(components)
+    """Effective partition key, memoised by canonical key (hashing is pure Python and runs per write)."""
+    key = canonical(components)
+    value = _EPK_CACHE.get(key)
+    if value is None:
+        if len(_EPK_CACHE) > 100_000:
+            _EPK_CACHE.clear()
+        value = _EPK_CACHE[key] = effective_partition_key(components)
+    return value
