@@ -1,0 +1,131 @@
+"""The Function App behind a real HTTP server: the local Functions host (with both emulators), so routing,
+methods and URL decoding are the host's, not a test's idea of them. The handler-level tests prove each rule;
+these prove the host delivers requests to the rules the way docs/api.md says it does (e.g. a wrong method
+reaches FileServer, which answers 405)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from functions_testkit import FUNCTIONS
+from yarl import URL
+
+from emulators.__main__ import Stack
+
+WWW = FUNCTIONS.parent / "www"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def base():
+    args = argparse.Namespace(host="127.0.0.1", port=0, cosmos_port=0, signalr_port=0, in_memory=True,
+                              data_dir=None, app_dir=FUNCTIONS, verbose=False)
+    stack = Stack()
+    try:
+        await stack.start(args)
+        yield stack.functions.url
+    finally:
+        await stack.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def http():
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        yield session
+
+
+def raw(base: str, path: str) -> URL:
+    """The URL exactly as written: no client-side normalisation of `..` or percent-escapes."""
+    return URL(base + path, encoded=True)
+
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/api/rooms/general/messages", "GET, POST"),
+        ("DELETE", "/api/rooms/general/messages", "GET, POST"),
+        ("HEAD", "/api/rooms/general/messages", "GET, POST"),
+        ("GET", "/api/negotiate", "POST"),
+        ("GET", "/api/rooms/general/join", "POST"),
+        ("PATCH", "/api/rooms/general/leave", "POST"),
+        ("GET", "/api/save", "POST"),
+        ("POST", "/index.html", "GET, HEAD"),
+    ],
+)
+async def test_wrong_method_reaches_fileserver_and_is_405(base, http, method, path, allow):
+    async with http.request(method, base + path) as r:
+        assert r.status == 405
+        assert r.headers["Allow"] == allow
+        if method != "HEAD":
+            assert (await r.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_refusals_through_the_host_write_nothing(base, http):
+    room = "through-host"
+    url = f"{base}/api/rooms/{room}/messages"
+    async with http.post(url, data=json.dumps({"user": "a", "text": "x" * 9000})) as r:
+        assert r.status == 413 and (await r.json())["error"]["field"] == "body"
+    async with http.post(url, data=b"[" * 8000) as r:
+        assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_json"
+    async with http.post(f"{base}/api/rooms/Not%20A%20Room/messages", json={"user": "a", "text": "b"}) as r:
+        assert r.status == 400 and (await r.json())["error"]["field"] == "room"
+    async with http.get(url, params={"after": "２０２６-11-27T21:05:03.120Z"}) as r:
+        assert r.status == 400 and (await r.json())["error"]["field"] == "after"
+    async with http.get(url) as r:
+        assert (await r.json()) == {"messages": []}
+
+
+async def test_the_site_root_and_signalr_bundle(base, http):
+    async with http.get(base + "/") as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert r.headers["Cache-Control"] == "no-cache"
+        assert await r.read() == (WWW / "index.html").read_bytes()  # ours, not the host's landing page
+        etag = r.headers["ETag"]
+    async with http.get(base + "/", headers={"If-None-Match": etag}) as r:
+        assert r.status == 304 and await r.read() == b""
+    async with http.get(base + "/lib/signalr.min.js") as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"] == "text/javascript; charset=utf-8"
+        bundle = WWW / "node_modules/@microsoft/signalr/dist/browser/signalr.min.js"
+        assert await r.read() == bundle.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../functions/host.json",
+        "/%2e%2e/functions/host.json",
+        "/%2E%2E%2Ffunctions%2Fhost.json",
+        "/css/..%2f..%2ffunctions/host.json",
+        "/%252e%252e/functions/host.json",
+        "/..%5cfunctions%5chost.json",
+        "/css%5c..%5c..%5cfunctions%5chost.json",
+        "/%2Fetc%2Fpasswd",
+        "/C:%5CWindows%5Cwin.ini",
+        "/node_modules/@microsoft/signalr/package.json",
+        "/lib/..%2f..%2fpackage.json",
+        "/index.html%00.js",
+    ],
+)
+async def test_traversal_through_the_host_is_404(base, http, path):
+    async with http.get(raw(base, path)) as r:
+        body = await r.read()
+    assert r.status == 404, path
+    assert b"extensionBundle" not in body and b"root:" not in body and b'"version"' not in body
+
+
+async def test_2018_aliases_through_the_host(base, http):
+    async with http.post(base + "/api/save", json={"user": "ada", "message": "hi 🌍"}) as r:
+        assert r.status == 201
+        saved = await r.json()
+    assert (saved["room"], saved["user"], saved["text"]) == ("general", "ada", "hi 🌍")
+    async with http.get(base + "/api/config") as r:
+        assert r.status == 200
+        assert set(await r.json()) == {"url", "accessToken"}
