@@ -107,11 +107,19 @@ class ServiceClient:
     # -- signalRConnectionInfo ------------------------------------------------------------------
 
     def client_connection_info(self, hub: str, user_id: str | None = None,
-                               lifetime: int = DEFAULT_LIFETIME) -> dict[str, str]:
-        """``{"url", "accessToken"}`` as the Functions extension makes them (hub lower-cased, no port)."""
+                               lifetime: int = DEFAULT_LIFETIME,
+                               auth_expires_on: float | None = None) -> dict[str, str]:
+        """``{"url", "accessToken"}`` as the Functions extension makes them (hub lower-cased, no port).
+
+        ``auth_expires_on`` (Unix seconds) is the Management SDK's CloseOnAuthenticationExpiration: the
+        service closes the connection then (``allowReconnect``), instead of letting it outlive the
+        app's sign-in; without it a connected client stays connected past the token's ``exp``.
+        """
         hub = hub.lower()
         path = f"/client/?hub={quote(hub, safe='')}"
-        claims = {"asrs.s.uid": user_id} if user_id else None
+        claims: dict[str, Any] = {"asrs.s.uid": user_id} if user_id else {}
+        if auth_expires_on is not None:
+            claims.update({"asrs.s.coae": "true", "asrs.s.aeo": str(int(auth_expires_on))})
         token = _token(self.endpoint.audience_base + path, self.endpoint.access_key, lifetime, claims)
         return {"url": self.endpoint.client_endpoint + path, "accessToken": token}
 

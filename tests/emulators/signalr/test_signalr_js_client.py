@@ -152,3 +152,19 @@ async def test_client_asking_for_stateful_reconnect_still_connects(protocol: str
     await client.connected()
     await service.broadcast("chat", "newMessage", ["stateless"])
     assert (await client.messages(1))[0]["args"] == ["stateless"]
+
+
+async def test_authentication_expiry_closes_and_the_client_comes_back(
+        negotiate_url: str, service: ServiceClient, node_clients: list[NodeClient]) -> None:
+    """CloseOnAuthenticationExpiration: the service closes with allowReconnect; the JS client
+    negotiates again through the app (which may refuse or, here, sign it in anew)."""
+    client = await NodeClient.start(url=f"{negotiate_url}?user=fay&authSeconds=2", transport="WebSockets",
+                                    reconnect=True)
+    node_clients.append(client)
+    first = await client.connected()
+    reconnecting = await client.next("reconnecting", timeout=5)
+    assert "authentication expired" in (reconnecting["error"] or "")
+    again = await client.next("reconnected")
+    assert again["connectionId"] != first["connectionId"]
+    await service.send_to_user("chat", "fay", "newMessage", ["signed in again"])
+    assert (await client.messages(1))[0]["args"] == ["signed in again"]

@@ -60,6 +60,10 @@ def test_connection_info_is_what_the_functions_extension_makes() -> None:
     assert claims["asrs.s.uid"] == "alice"
     assert claims["exp"] - claims["iat"] == 600
     assert abs(claims["iat"] - time.time()) < 5
+    closing = client.client_connection_info("chat", "alice", auth_expires_on=time.time() + 60)
+    claims = jwt.decode(closing["accessToken"], options={"verify_signature": False})
+    assert claims["asrs.s.coae"] == "true" and abs(int(claims["asrs.s.aeo"]) - time.time() - 60) < 5
+    assert "asrs.s.coae" not in jwt.decode(info["accessToken"], options={"verify_signature": False})
     anonymous = client.client_connection_info("chat")
     assert "asrs.s.uid" not in jwt.decode(anonymous["accessToken"], options={"verify_signature": False})
     azure = ServiceClient(f"Endpoint=https://x.service.signalr.net;AccessKey={KEY};Version=1.0;")
