@@ -11,13 +11,16 @@ from pathlib import Path
 import pytest
 from signalr_helpers import RawClient
 
-from emulators.signalr.service_client import ServiceClient
+from emulators.signalr import WELL_KNOWN_ACCESS_KEY
+from emulators.signalr.service_client import ServiceClient, SignalRServiceError
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_runs_alone_and_stops_cleanly(sig: signal.Signals) -> None:
+@pytest.mark.parametrize(("sig", "key"), [(signal.SIGTERM, WELL_KNOWN_ACCESS_KEY),
+                                          (signal.SIGINT, "my-own-key-" * 4)])
+async def test_runs_alone_and_stops_cleanly(sig: signal.Signals, key: str) -> None:
+    extra = [] if key == WELL_KNOWN_ACCESS_KEY else ["--key", key]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -26,6 +29,7 @@ async def test_runs_alone_and_stops_cleanly(sig: signal.Signals) -> None:
         "0",
         "--log-level",
         "WARNING",
+        *extra,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -35,11 +39,14 @@ async def test_runs_alone_and_stops_cleanly(sig: signal.Signals) -> None:
         line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
         url = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
         assert url, line
-        assert "ABCDEFGH" not in line  # the key is not printed
+        assert key not in line  # the key is not printed
+        assert ("well-known" in line) == (key == WELL_KNOWN_ACCESS_KEY)
         port = int(url.group(1).rsplit(":", 1)[1])
-        conn_str = (
-            f"Endpoint=http://127.0.0.1;Port={port};AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;"
-        )
+        conn_str = f"Endpoint=http://127.0.0.1;Port={port};AccessKey={key};"
+        other_key = conn_str.replace(key, "K" * 44)
+        async with ServiceClient(other_key) as wrong:
+            with pytest.raises(SignalRServiceError, match="401"):
+                await wrong.broadcast("chat", "m", [])
         async with ServiceClient(conn_str) as service:
             client = await RawClient.connect(
                 url.group(1), service.client_connection_info("chat")["accessToken"]
