@@ -99,7 +99,9 @@ async def _call(http: aiohttp.ClientSession, method: str, url: str, expect: int,
                     f"{step}: {method} {url} answered {r.status} (expected {expect}): {text[:200]}")
             return json.loads(text) if text else None
     except aiohttp.ClientError as e:
-        raise SmokeFailure(f"{step}: {method} {url} failed: {e}") from None
+        raise SmokeFailure(f"{step}: {method} {url} failed: {type(e).__name__}: {e}") from None
+    except TimeoutError:
+        raise SmokeFailure(f"{step}: {method} {url} did not answer within the step's time limit") from None
     except json.JSONDecodeError:
         raise SmokeFailure(f"{step}: {method} {url} did not answer JSON") from None
 
@@ -107,6 +109,9 @@ async def _call(http: aiohttp.ClientSession, method: str, url: str, expect: int,
 async def run(base: str, timeout: float = 15.0) -> dict[str, Any]:  # noqa: ASYNC109
     """The round trip; returns figures for the report, raises SmokeFailure."""
     base = base.rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SmokeFailure(f"{base!r} is not an http(s) URL such as http://127.0.0.1:7071")
     room = f"smoke-{uuid.uuid4().hex[:12]}"
     message_id = str(uuid.uuid4())
     http_timeout = aiohttp.ClientTimeout(total=timeout)
@@ -153,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("smoke FAILED: interrupted", file=sys.stderr)
+        return 1
+    except Exception as e:  # still one line and a non-zero exit, whatever broke
+        print(f"smoke FAILED: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     print(f"smoke OK: room {figures['room']}, round trip {figures['round_trip_ms']} ms "
           f"(post → change feed → SignalR → client)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import pytest
 from e2e_helpers import ROOT, ChatClient, dedupe_in_order, fresh_room, history, post, settle
 
 PUBLIC_FIELDS = {"id", "room", "user", "text", "createdAt"}
@@ -139,3 +140,35 @@ async def test_smoke_command_fails_with_a_reason(free_port):
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
     assert err.decode().startswith("smoke FAILED: negotiate:")
+
+
+async def test_smoke_command_fails_when_the_message_never_comes_back(stack):
+    from emulators.smoke import SmokeFailure, run
+
+    for consumer in stack.functions.consumers:  # FeedToSignalR stops: posts are stored, never delivered
+        await consumer.stop()
+    with pytest.raises(SmokeFailure, match="did not come back through the change feed"):
+        await run(stack.functions.url, timeout=2)
+
+
+async def test_smoke_command_against_a_server_that_never_answers_fails_in_one_line():
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, read nothing, answer nothing
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "emulators.smoke", f"http://127.0.0.1:{port}", "--timeout", "1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        for w in held:
+            w.close()
+        server.close()
+    assert proc.returncode == 1
+    assert err.decode().splitlines() == [
+        f"smoke FAILED: negotiate: POST http://127.0.0.1:{port}/api/negotiate did not answer within the "
+        "step's time limit"]
