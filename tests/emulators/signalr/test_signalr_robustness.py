@@ -255,6 +255,17 @@ async def test_server_sent_events_framing(strict: Emulator, svc: ServiceClient) 
             )
 
 
+async def long_polling_online(http: aiohttp.ClientSession, base: str) -> str:
+    """Negotiate, first poll, JSON handshake and its answer: a long-polling client ready to receive."""
+    async with http.post(f"{base}/client/negotiate?hub=chat&negotiateVersion=1") as r:
+        url = f"{base}/client/?hub=chat&id={(await r.json())['connectionToken']}"
+    await (await http.get(url)).read()
+    await (await http.post(url, data=b'{"protocol":"json","version":1}\x1e')).read()
+    async with http.get(url) as r:
+        assert await r.read() == b"{}\x1e"
+    return url
+
+
 def _masked_text_frame(text: str) -> bytes:
     payload = text.encode()
     mask = os.urandom(4)
@@ -336,12 +347,7 @@ async def test_a_long_polling_client_that_stops_polling_is_dropped_at_its_bound(
     bystander = await RawClient.connect(strict.url, token(svc))
     headers = {"Authorization": f"Bearer {token(svc, 'idle')}"}
     async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.post(f"{strict.url}/client/negotiate?hub=chat&negotiateVersion=1") as r:
-            url = f"{strict.url}/client/?hub=chat&id={(await r.json())['connectionToken']}"
-        await (await http.get(url)).read()
-        await (await http.post(url, data=b'{"protocol":"json","version":1}\x1e')).read()
-        async with http.get(url) as r:
-            assert await r.read() == b"{}\x1e"
+        url = await long_polling_online(http, strict.url)
         try:
             payload = "q" * 16 * 1024
             for n in range(6):  # 96 KiB for a 64 KiB bound, and nobody polls meanwhile
@@ -363,12 +369,7 @@ async def test_an_oversized_post_closes_its_long_polling_connection(
 ) -> None:
     headers = {"Authorization": f"Bearer {token(svc)}"}
     async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.post(f"{strict.url}/client/negotiate?hub=chat&negotiateVersion=1") as r:
-            url = f"{strict.url}/client/?hub=chat&id={(await r.json())['connectionToken']}"
-        await (await http.get(url)).read()
-        await (await http.post(url, data=b'{"protocol":"json","version":1}\x1e')).read()
-        async with http.get(url) as r:
-            assert await r.read() == b"{}\x1e"
+        url = await long_polling_online(http, strict.url)
         async with http.post(url, data=b"y" * (2 * 1024 * 1024)) as r:  # over any request's 1 MiB
             assert r.status == 413
         async with http.post(url, data=b'{"type":6}\x1e') as r:
