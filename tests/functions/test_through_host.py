@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import aiohttp
 import pytest
@@ -90,11 +91,17 @@ async def test_the_site_root_and_signalr_bundle(base, http):
         etag = r.headers["ETag"]
     async with http.get(base + "/", headers={"If-None-Match": etag}) as r:
         assert r.status == 304 and await r.read() == b""
+    bundle = WWW / "node_modules/@microsoft/signalr/dist/browser/signalr.min.js"
     async with http.get(base + "/lib/signalr.min.js") as r:
         assert r.status == 200
         assert r.headers["Content-Type"] == "text/javascript; charset=utf-8"
-        bundle = WWW / "node_modules/@microsoft/signalr/dist/browser/signalr.min.js"
+        assert r.headers["Cache-Control"] == "no-cache"
         assert await r.read() == bundle.read_bytes()
+    # The URL the page uses carries the npm version: cached for a year, never revalidated.
+    src = re.search(r'src="(/lib/signalr\.min\.js\?v=[^"]+)"', (WWW / "index.html").read_text()).group(1)
+    async with http.get(base + src) as r:
+        assert r.status == 200 and await r.read() == bundle.read_bytes()
+        assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
 
 
 @pytest.mark.parametrize(
