@@ -251,9 +251,8 @@ class CosmosApp:
     def check_range_id(self, request: web.Request) -> None:
         rng = request.headers.get("x-ms-documentdb-partitionkeyrangeid")
         if rng is not None and rng.split(",")[0].strip() not in ("0", ""):
-            raise CosmosError(
-                410, f"Partition key range '{rng}' is gone: the emulator has one range, '0'.", 1002
-            )
+            # 400, not the service's 410/1002: a 410 makes the SDK refresh and retry, and there is only "0".
+            raise bad_request(f"Partition key range '{rng}' does not exist: the emulator has one range, '0'.")
 
     def continuation(self, request: web.Request) -> str | None:
         return request.headers.get("x-ms-continuation") or None
