@@ -211,6 +211,11 @@ class ServiceState:
     def existing_hub(self, name: str) -> Hub | None:
         return self.hubs.get(name.lower())
 
+    def forget_if_empty(self, hub: Hub) -> None:
+        """Drop a hub nobody is in (REST calls may name any hub: they must not pile up)."""
+        if not (hub.connections or hub.groups or hub.user_groups) and self.hubs.get(hub.name) is hub:
+            del self.hubs[hub.name]
+
     def find(self, token_or_id: str) -> Connection | None:
         """By connection token, or by connection id (signalrcore sends ``id=<connectionId>`` even on v1)."""
         conn = self.by_token.get(token_or_id) or self.by_id.get(token_or_id)
@@ -259,6 +264,7 @@ class ServiceState:
         hub = self.hubs.get(conn.hub)
         if hub is not None:
             hub.detach(conn)
+            self.forget_if_empty(hub)
 
     def close(self, conn: Connection, error: str | None = None, allow_reconnect: bool = False) -> None:
         """Server-side close: a Close message (if the handshake happened), then the transport ends."""

@@ -105,7 +105,10 @@ async def _handle(request: web.Request) -> web.StreamResponse:
                             "and use only letters, digits and _.", "application")
         hub_name = f"{application}_{hub_name}"
     call = Call(request, v1, state.hub(hub_name), rest, action)
-    return await _route(call, state)
+    try:
+        return await _route(call, state)
+    finally:
+        state.forget_if_empty(call.hub)
 
 
 def _authorize(request: web.Request, state: ServiceState) -> None:

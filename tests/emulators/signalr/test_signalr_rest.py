@@ -428,3 +428,14 @@ async def _close_reason(client: RawClient) -> str | None:
             assert message.get("allowReconnect") is True, message
             return message.get("error", "")
     return None
+
+
+async def test_hubs_named_only_by_rest_calls_do_not_pile_up(rest: Rest, emulator: Emulator) -> None:
+    for n in range(20):
+        assert (await rest("POST", f"/api/hubs/h{n}/:send?{API}", {"target": "m"})).status == 202
+        assert (await rest("HEAD", f"/api/hubs/h{n}/users/u?{API}")).status == 404
+    assert emulator.state.hubs == {}
+    assert (await rest("PUT", f"/api/hubs/kept/users/u/groups/g?{API}")).status == 200  # state to keep
+    assert list(emulator.state.hubs) == ["kept"]
+    assert (await rest("DELETE", f"/api/hubs/kept/users/u/groups?{API}")).status == 204
+    assert emulator.state.hubs == {}
