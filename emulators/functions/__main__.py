@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 from . import FunctionLoadError, SettingsError, logs, start
+from .settings import HostSettings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_PORT = 7071
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -20,7 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--app-dir", type=Path, default=ROOT / "functions",
                    help="the Function App (default functions/)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
+    p.add_argument("--port", type=int, default=None,
+                   help="HTTP port (default: local.settings.json Host.LocalHttpPort, else 7071)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -28,7 +31,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level.upper())
+    # Before the "running" line: a person (or a script) may stop it the moment it is printed.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
+        if args.port is None:
+            # As Core Tools: `func start` listens on Host.LocalHttpPort unless told otherwise.
+            settings = await asyncio.to_thread(HostSettings.load, args.app_dir)
+            args.port = settings.local_http_port or DEFAULT_PORT
         host = await start(args.app_dir, host=args.host, port=args.port)
     except (FunctionLoadError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -41,10 +53,6 @@ async def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"Functions host running at {host.url}/ ({len(host.functions)} functions from {args.app_dir})",
           flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await host.close()
     print("Functions host stopped", flush=True)

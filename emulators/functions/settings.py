@@ -168,5 +168,20 @@ class HostSettings:
         return [o.strip() for o in str(raw).split(",") if o.strip()]
 
     @property
+    def local_http_port(self) -> int | None:
+        """`Host.LocalHttpPort`: the port Core Tools listens on when not given one."""
+        raw = _case_insensitive_get(self.local_host, "LocalHttpPort")
+        if raw in (None, ""):
+            return None
+        problem = f"{self.app_dir / 'local.settings.json'}: Host.LocalHttpPort {raw!r} is not a port number"
+        try:
+            port = int(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(problem) from None
+        if not 0 < port < 65536:
+            raise SettingsError(problem)
+        return port
+
+    @property
     def cors_credentials(self) -> bool:
         return bool(_case_insensitive_get(self.local_host, "CORSCredentials"))

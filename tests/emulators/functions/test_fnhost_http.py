@@ -220,3 +220,26 @@ async def test_host_json_http_throttles_queue_then_refuse_with_429(http):
         assert statuses == [200, 200, 429, 429]
     finally:
         await host.close()
+
+
+async def test_python_m_emulators_functions_listens_on_local_http_port(tmp_path):
+    import signal
+    import sys
+
+    from tests.conftest import find_free_port
+
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "prefixed", app)
+    port = find_free_port()
+    (app / "local.settings.json").write_text(json.dumps({"Values": {"HUB_NAME": "h"},
+                                                          "Host": {"LocalHttpPort": port}}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emulators.functions", "--app-dir", str(app),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[3])
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert f"Functions host running at http://127.0.0.1:{port}/" in line.decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
