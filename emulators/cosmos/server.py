@@ -36,7 +36,6 @@ _NOT_SUPPORTED_TYPES = {
     "udfs",
     "users",
     "permissions",
-    "conflicts",
     "attachments",
     "clientencryptionkeys",
     "partitions",
@@ -140,6 +139,8 @@ class CosmosApp:
             return web.Response(status=200, headers=self.coll_headers(seg[1], seg[3], lsn))
         if n == 5 and seg[4] == "pkranges":
             return await self.pkranges(request, seg[1], seg[3])
+        if seg[4] == "conflicts" and n in (5, 6):
+            return await self.conflicts(request, seg[1], seg[3], n == 6)
         if seg[4] != "docs":
             self._unsupported(seg[4])
         if n == 5:
@@ -405,6 +406,19 @@ class CosmosApp:
             await self.run(self.store.delete_container, db, coll)
             return web.Response(status=204, headers=self.base_headers())
         raise CosmosError(405, f"{request.method} is not allowed on a container.")
+
+    async def conflicts(self, request: web.Request, db: str, coll: str, one: bool) -> web.Response:
+        """Write conflicts only arise with multiple write regions; this single-region account has none."""
+        doc = await self.run(self.store.get_container, db, coll)
+        if one:
+            if request.method in ("GET", "DELETE"):
+                raise CosmosError(404, "Conflict not found: a single-region account has no write conflicts.")
+            raise CosmosError(405, f"{request.method} is not allowed on a conflict.")
+        if request.method == "GET" or (
+            request.method == "POST" and _true(request.headers.get("x-ms-documentdb-isquery"))
+        ):
+            return self.feed_response(doc["_rid"], "Conflicts", FeedPage([], None, 0), self.base_headers())
+        raise CosmosError(405, f"{request.method} is not allowed on /conflicts.")
 
     async def pkranges(self, request: web.Request, db: str, coll: str) -> web.Response:
         if request.method != "GET":

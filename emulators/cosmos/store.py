@@ -258,10 +258,6 @@ class Store:
         version = pk.get("version", 1)
         if version not in (1, 2):
             raise bad_request("'partitionKey.version' must be 1 or 2.")
-        if version == 1:
-            # The service hashes v1 differently; v2 hashing here keeps EPK-scoped reads consistent
-            # with what this emulator stores, which is all a single-range emulator needs.
-            pass
         partition.split_path(pk["paths"][0])
         _validate_ttl(body.get("defaultTtl"), "defaultTtl")
         return body
@@ -678,6 +674,12 @@ class Store:
             sql += " AND pk = ?"
             args.append(partition.canonical(pk))
         if epk_range is not None and epk_range != FULL_RANGE:
+            if c.body["partitionKey"].get("version", 2) != 2:
+                # Stored EPKs are hash v2; answering a v1 range would be silently wrong.
+                raise bad_request(
+                    "Effective-partition-key ranges (partition_key / feed_range scoped reads) need a "
+                    "container with partition key version 2; this container uses version 1."
+                )
             sql += " AND epk >= ? AND epk < ?"
             args.extend(epk_range)
         return sql, args

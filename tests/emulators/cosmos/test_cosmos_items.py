@@ -308,3 +308,23 @@ def test_transactional_batch_is_all_or_nothing(container: Any) -> None:
     assert err.value.error_index == 1 and err.value.status_code == 409
     assert [r["statusCode"] for r in err.value.operation_responses] == [424, 409]
     assert sorted(d["id"] for d in container.read_all_items()) == ["a", "b"]  # 'c' was rolled back
+
+
+def test_conflicts_feed_is_empty_on_a_single_region_account(container: Any) -> None:
+    assert list(container.list_conflicts()) == []
+    assert list(container.query_conflicts("SELECT * FROM c", partition_key="p")) == []
+    with pytest.raises(exceptions.CosmosResourceNotFoundError):
+        container.get_conflict("nope", partition_key="p")
+
+
+def test_epk_scoped_reads_on_a_hash_v1_container_are_refused(client: CosmosClient) -> None:
+    db = client.create_database_if_not_exists("compat")
+    c = db.create_container(f"v1{uuid.uuid4().hex[:6]}", PartitionKey(path="/pk", version=1))
+    c.create_item({"id": "a", "pk": "p"})
+    assert [d["id"] for d in c.query_items_change_feed(start_time="Beginning")] == [
+        "a"
+    ]  # whole container: fine
+    with pytest.raises(exceptions.CosmosHttpResponseError) as err:
+        list(c.query_items_change_feed(start_time="Beginning", partition_key="p"))
+    assert err.value.status_code == 400 and "version 2" in err.value.message
+    db.delete_container(c.id)
