@@ -32,6 +32,9 @@ log = logging.getLogger("cosmic_chat.fileserver")
 FILESERVER = "FileServer"
 STATIC_SCHEME = "www:"
 _SECRET_HEADER_PREFIXES = ("x-ms-client-principal", "x-ms-token-")
+# The caller's credentials for THIS app (e.g. App Service authentication's session cookie) must not reach
+# another origin; a proxy that needs credentials there sets them with requestOverrides.
+_CREDENTIAL_HEADERS = frozenset({"cookie", "authorization"})
 _functions: weakref.WeakKeyDictionary[func.FunctionApp, list[HttpFunction]] = weakref.WeakKeyDictionary()
 
 
@@ -234,6 +237,19 @@ def _static(proxy: Proxy, target: str, method: str, req: func.HttpRequest) -> fu
     return static.file_response(path, method, req.headers, req.params)
 
 
+def _external_headers(headers: Mapping[str, str], proxy: Proxy) -> dict[str, str]:
+    """What an external backend may see: never the platform's identity headers, and the caller's cookies and
+    Authorization only when proxies.json sets them explicitly."""
+    prefix = "backend.request.headers."
+    explicit = {k[len(prefix) :].lower() for k in proxy.request_overrides if k.startswith(prefix)}
+    return {
+        k: v
+        for k, v in headers.items()
+        if not k.lower().startswith(_SECRET_HEADER_PREFIXES)
+        and (k.lower() not in _CREDENTIAL_HEADERS or k.lower() in explicit)
+    }
+
+
 async def _backend(
     app: func.FunctionApp,
     req: func.HttpRequest,
@@ -260,7 +276,7 @@ async def _backend(
     parts = urlsplit(url)
     query = "&".join(filter(None, [parts.query, urlencode(params)]))
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-    headers = {k: v for k, v in headers.items() if not k.lower().startswith(_SECRET_HEADER_PREFIXES)}
+    headers = _external_headers(headers, proxy)
     headers["X-Forwarded-Host"] = urlsplit(req.url).netloc
     try:
         backend = await forward.forward(method, url, headers, body)

@@ -173,6 +173,26 @@ async def test_request_overrides_and_app_settings_reach_the_backend(app_module, 
     assert got["headers"]["X-Forwarded-Host"] == "chat.example"
 
 
+async def test_callers_credentials_for_this_app_do_not_reach_another_origin(app_module, backend, monkeypatch):
+    address, seen = backend
+    monkeypatch.setenv("UPSTREAM_TOKEN", "upstream-secret")
+    credentials = {"Cookie": "AppServiceAuthSession=s3cr3t", "Authorization": "Bearer app-token"}
+    plain = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/plain"}}
+    await serve(app_module, plain, "GET", "ext", headers={**credentials, "X-Keep": "1"})
+    assert "Cookie" not in seen[-1]["headers"] and "Authorization" not in seen[-1]["headers"]
+    assert seen[-1]["headers"]["X-Keep"] == "1"
+    explicit = {
+        "ext": {
+            "matchCondition": {"route": "/ext"},
+            "backendUri": f"http://{address}/explicit",
+            "requestOverrides": {"backend.request.headers.Authorization": "Bearer %UPSTREAM_TOKEN%"},
+        }
+    }
+    await serve(app_module, explicit, "GET", "ext", headers=credentials)
+    assert seen[-1]["headers"]["Authorization"] == "Bearer upstream-secret"
+    assert "Cookie" not in seen[-1]["headers"]
+
+
 async def test_response_overrides(app_module, backend):
     address, _ = backend
     proxies = {
