@@ -31,6 +31,9 @@ def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.H
 
 @invocation("History")
 def history(req: func.HttpRequest, documents: Iterable[Mapping[str, Any]]) -> func.HttpResponse:
+    """`documents` is the binding's newest-200 window of the room: the binding may only use `{room}`, because
+    the host fails an invocation whose expression names an absent query value (docs/api.md "History
+    window"), so `limit` and `after` are applied here."""
     try:
         validate_room(req.route_params.get("room"))
         query = parse_history_query(req.params)
@@ -52,6 +55,8 @@ def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpResponse:
 
 
 def _group(req: func.HttpRequest, actions: func.Out[str], action: str) -> func.HttpResponse:
+    """Join and leave differ only in the action. 202, not 200: the group change is made by the output
+    binding after this handler returns."""
     try:
         room = validate_room(req.route_params.get("room"))
         connection_id = parse_connection(req.get_body())
