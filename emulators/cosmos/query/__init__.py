@@ -15,7 +15,12 @@ def compile_query(text: str) -> CompiledQuery:
         from ..errors import bad_request
 
         raise bad_request("The query text must be a non-empty string.")
-    return compile_tree(text, parse(text))
+    try:
+        return compile_tree(text, parse(text))
+    except RecursionError:
+        from ..errors import bad_request
+
+        raise bad_request("The query nests expressions too deeply to evaluate.") from None
 
 
 __all__ = ["UNDEF", "CompiledQuery", "compile_query"]

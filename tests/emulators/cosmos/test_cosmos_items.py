@@ -219,6 +219,17 @@ def test_raw_protocol_errors(emulator: Any, container: Any) -> None:
     assert r.status_code == 400
     r = raw(emulator.url, "POST", path, "docs", link, body="id=x", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415 and r.json()["code"] == "UnsupportedMediaType"
+    deep = b'{"id":"deep","pk":"p","x":' + b"[" * 5000 + b"]" * 5000 + b"}"  # RecursionError bait
+    r = raw(
+        emulator.url,
+        "POST",
+        path,
+        "docs",
+        link,
+        body=deep,
+        headers={"x-ms-documentdb-partitionkey": '["p"]', "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and "128 levels" in r.json()["message"]
     r = raw(emulator.url, "GET", f"/{link}/sprocs/", "sprocs", link)
     assert r.status_code == 400 and "sprocs" in r.json()["message"]
     stale = formatdate(usegmt=True, timeval=__import__("time").time() - 3600)
