@@ -114,6 +114,7 @@ class CosmosApp:
         started = time.perf_counter()
         activity = request.headers.get("x-ms-activity-id") or str(uuid.uuid4())
         path = request.raw_path.split("?", 1)[0]
+        outcome = ""
         try:
             segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else []
             self.auth.verify(request.method, segments, request.headers)
@@ -130,6 +131,7 @@ class CosmosApp:
             if err.substatus is not None:
                 headers["x-ms-substatus"] = str(err.substatus)
             response = web.Response(status=err.status, body=err.body(), headers=headers)
+            outcome = f" {err.code}: {err.message[:120]}"
         except Exception:
             log.exception("internal error on %s %s", request.method, path)
             err = CosmosError(500, "Internal error in the emulator (see its log).")
@@ -137,11 +139,12 @@ class CosmosApp:
         response.headers["x-ms-activity-id"] = activity
         if log.isEnabledFor(logging.INFO):
             log.info(
-                "%s %s -> %d in %.1f ms",
+                "%s %s -> %d in %.1f ms%s",
                 request.method,
                 path,
                 response.status,
                 (time.perf_counter() - started) * 1000,
+                outcome,
             )
         return response
 
