@@ -299,11 +299,12 @@ async def _websocket(request: web.Request, state: ServiceState, conn: Connection
     conn.transport = WEBSOCKETS
     conn.sink = WebSocketSink(transport, limits.max_outgoing_buffer)
     conn.created = conn.last_received = time.monotonic()
+
     def report(text: str) -> None:
         note(request, text)
 
+    failure: BaseException | None = None
     try:
-        failure: BaseException | None = None
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 receive(state, conn, msg.data.encode(), binary_transport=True, report=report)
