@@ -50,7 +50,7 @@ def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpResponse:
         status_code=200,
         mimetype="application/json",
         charset="utf-8",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
 
 

@@ -144,7 +144,8 @@ def test_negotiate_passes_connection_info_through(app_module):
     assert response.status_code == 200
     assert body_json(response) == json.loads(info)
     assert response.mimetype == "application/json"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "no-store"  # a token must never come from a cache
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize(("function", "action"), [("join_room", "add"), ("leave_room", "remove")])
