@@ -14,8 +14,10 @@ Functions extension's observable behaviour:
   successful invocation; a failing batch is retried with exponential back-off and logged, never
   skipped (at-least-once).
 * `startFromBeginning` / `startFromTime` apply only to a lease without a checkpoint. A fresh lease
-  starting "now" records that instant in the lease (`StartTime`) and reads from it (point in time,
-  second granularity, so at worst a change from the same second comes again): a host restarted
+  starting "now" records the instant the consumer started (before the host serves HTTP) in the
+  lease (`StartTime`) and reads from it (point in time, second granularity, so at worst a change
+  from the same second comes again): nothing acknowledged by this host predates it, even when the
+  lease could only be created later (lease container created after start-up), and a host restarted
   before the first change still misses nothing. (The SDK gives no continuation for an empty
   "Now" page, and `last_response_headers` is shared by concurrent requests, so it cannot be used.)
 * Idle: `feedPollDelay` (ms) between polls, or, when the Cosmos emulator runs in this process,
@@ -97,6 +99,7 @@ class ChangeFeedConsumer:
         self._lease: dict[str, Any] | None = None
         self._lease_written = 0.0
         self._sub: Any = None
+        self._started_at = _now_iso()
         # Held from invoking a batch until its checkpoint is written: a clean stop waits for it so a
         # delivered batch is not delivered again after a restart (a crash still may: at-least-once).
         self._in_flight = asyncio.Lock()
@@ -106,6 +109,7 @@ class ChangeFeedConsumer:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._started_at = _now_iso()
         if self.notifier is not None:
             # Subscribe before the first poll so no write can fall between a poll and the wait.
             self._sub = self.notifier(self.database, self.container_name)
@@ -170,8 +174,8 @@ class ChangeFeedConsumer:
                 if getattr(e, "sub_status", None) == 1003 or "Owner resource does not exist" in str(e):
                     raise
                 body = {"id": self.lease_id, "LeaseToken": "0", "ContinuationToken": None,
-                        "StartTime": _now_iso(), "Owner": self.owner, "timestamp": _now_iso(), "version": 1,
-                        "properties": {"function": self.fd.name}}
+                        "StartTime": self._started_at, "Owner": self.owner, "timestamp": _now_iso(),
+                        "version": 1, "properties": {"function": self.fd.name}}
                 try:
                     lease = await leases.create_item(body)
                     log.info("%s: created lease %s in %s/%s", self.fd.name, self.lease_id,

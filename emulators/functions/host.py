@@ -135,8 +135,10 @@ async def start(app_dir: Path | str = "functions", host: str = "127.0.0.1", port
         raise
     fh.imported = imported
     try:
-        await fh.serve(host, port)
+        # Triggers first: a new lease starts from the instant its consumer started, which must
+        # precede every request this host acknowledges.
         fh.start_triggers()
+        await fh.serve(host, port)
     except BaseException:
         await fh.close()
         raise

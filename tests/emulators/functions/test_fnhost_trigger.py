@@ -164,3 +164,23 @@ async def test_a_live_lease_is_taken_over_after_the_trigger_s_expiration_interva
         assert (await read_all(cosmos, "leases"))[0]["Owner"] == host.consumers[0].owner
     finally:
         await host.close()
+
+
+async def test_a_lease_created_late_still_starts_when_the_host_did(services, http):
+    """The lease container appears only after a message was acknowledged: the new lease must start
+    from the host's start, not from its own creation, or that message would never be delivered."""
+    from azure.cosmos import PartitionKey
+
+    cosmos, signalr = services
+    async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+        await client.get_database_client(DB).delete_container("leases")
+    host = await start_host(cosmos, signalr)
+    try:
+        async with http.post(f"{host.url}/save/r1", json={"id": "early", "text": "early"}) as r:
+            assert r.status == 201
+        await asyncio.sleep(1.2)  # the lease will be created in a later second than the save
+        async with CosmosClient(cosmos.url, credential=WELL_KNOWN_KEY) as client:
+            await client.get_database_client(DB).create_container("leases", partition_key=PartitionKey("/id"))
+        assert await wait_until(lambda: host.imported.module.SEEN == [["early"]], timeout=8.0)
+    finally:
+        await host.close()
