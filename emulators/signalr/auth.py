@@ -19,6 +19,8 @@ ALGORITHMS = ["HS256", "HS512"]
 USER_ID_CLAIMS = ("asrs.s.uid", "nameid", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
                   "sub")
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+# The service refuses longer client tokens with 413 (they travel in queries; HTTP/2 headers cap at 4K).
+MAX_TOKEN_LENGTH = 4096
 # Claims the Azure SDKs add when the app asks for CloseOnAuthenticationExpiration (Constants.ClaimType).
 CLOSE_ON_AUTH_EXPIRATION = "asrs.s.coae"
 AUTH_EXPIRES_ON = "asrs.s.aeo"

@@ -72,6 +72,9 @@ def _hub_name(request: web.Request) -> str | web.Response:
 def _authenticate(request: web.Request, hub: str, query_token_ok: bool) -> dict[str, Any] | web.Response:
     state = request.app[STATE_KEY]
     token = auth.bearer_token(request.headers, request.query, allow_query=query_token_ok)
+    if token is not None and len(token) > auth.MAX_TOKEN_LENGTH:
+        note(request, f"hub={hub} refused: a {len(token)}-character access token")
+        return web.json_response({"error": "Access Token must not be longer than 4K."}, status=413)
     try:
         return auth.verify_client_token(token, request.app[KEY_KEY], _target(request), hub,
                                         leeway=state.limits.token_leeway)

@@ -194,6 +194,12 @@ async def test_tokens_are_checked_like_the_service(emulator: Emulator, http: aio
         assert refused.value.status == 401, why
     assert emulator.stats()["authFailures"] == 2 * len(bad)
     assert emulator.stats()["connections"]["total"] == 0
+    bloated = client_token(good_auds[0], padding="p" * 4096)  # valid, but over the service's 4K
+    async with http.post(
+        f"{emulator.url}/client/negotiate?hub=chat", headers={"Authorization": f"Bearer {bloated}"}
+    ) as r:
+        assert r.status == 413
+        assert (await r.json())["error"] == "Access Token must not be longer than 4K."
 
 
 async def test_user_id_claims(emulator: Emulator) -> None:
