@@ -243,3 +243,18 @@ async def test_python_m_emulators_functions_listens_on_local_http_port(tmp_path)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def test_host_json_route_prefix_any_key_case(tmp_path, http):
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "prefixed", app)
+    (app / "host.json").write_text(json.dumps({"version": "2.0",
+                                               "Extensions": {"HTTP": {"RoutePrefix": "/v1/"}}}))
+    host = await start(app, port=0)
+    try:
+        async with http.get(f"{host.url}/v1/Hello?name=x") as r:
+            assert r.status == 200
+        async with http.get(f"{host.url}/api/Hello?name=x") as r:
+            assert r.status == 404
+    finally:
+        await host.close()
