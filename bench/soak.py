@@ -197,10 +197,11 @@ async def soak(args: argparse.Namespace) -> int:
                 next_fault = started + args.fault_every
                 fault_task: asyncio.Task[None] | None = None
                 n = 0
-                while time.monotonic() < end:
+                # Past the end, a fault still under way (a stall lasts 40 s) is seen through, with progress.
+                while time.monotonic() < end or (fault_task is not None and not fault_task.done()):
                     await asyncio.sleep(0.25)
                     now = time.monotonic()
-                    if now >= next_fault and (fault_task is None or fault_task.done()):
+                    if now < end and now >= next_fault and (fault_task is None or fault_task.done()):
                         if fault_task is not None:
                             fault_task.result()
                         fault_task = asyncio.create_task(state.inject(FAULTS[n % len(FAULTS)], http))

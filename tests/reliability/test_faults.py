@@ -133,10 +133,10 @@ async def test_a_failing_batch_is_retried_not_skipped(tmp_path):
             writer = Writer(http, stack.base, ROOMS[0], "during-outage")
             await writer.run(30, asyncio.Event())
             assert len(writer.acknowledged) == 30 and writer.failed == 0
-            # Let the trigger fail on the batch a few times (retries after 0.5 s, 1 s, 2 s, ...), so the next
-            # retry is seconds away when the service comes back and a client has time to join first.
-            failures = await stack.functions.wait_for_log(b"retrying the same batch", count=3, timeout=20)
-            assert failures >= 3
+            # Let the trigger fail on the batch four times (retries after 0.5 s, 1 s, 2 s, 4 s, ...), so the
+            # next retry is 4 s away when the service comes back and a client has time to join first.
+            failures = await stack.functions.wait_for_log(b"retrying the same batch", count=4, timeout=30)
+            assert failures >= 4
             await stack.signalr.start()
             fresh = ChatWs(http, stack.base, ROOMS[0], reconnect=False)  # never reads History
             await fresh.start()
