@@ -381,3 +381,28 @@ async def test_an_oversized_post_closes_its_long_polling_connection(
             assert r.status == 204
         assert strict.stats()["protocolErrors"] == 1
         assert strict.stats()["connections"]["total"] == 0
+
+
+async def test_server_sent_events_carry_handshake_pings_and_messages(
+    strict: Emulator, svc: ServiceClient
+) -> None:
+    tok = token(svc, "reader")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tok}"}) as http:
+        async with http.post(f"{strict.url}/client/negotiate?hub=chat&negotiateVersion=1") as r:
+            url = f"{strict.url}/client/?hub=chat&id={(await r.json())['connectionToken']}"
+        async with http.get(url, headers={"Accept": "text/event-stream"}) as stream:
+            assert await stream.content.readline() == b":\r\n"
+            async with http.post(url, data=b'{"protocol":"json","version":1}\x1e') as r:
+                assert r.status == 200
+            assert await stream.content.readline() == b"data: {}\x1e\r\n"
+            assert await stream.content.readline() == b"\r\n"
+            # idle: a keep-alive Ping comes (every 0.2 s here)
+            ping = await asyncio.wait_for(stream.content.readline(), 2)
+            assert ping == b'data: {"type":6}\x1e\r\n'
+            assert await stream.content.readline() == b"\r\n"
+            await (await http.post(url, data=b'{"type":6}\x1e')).read()  # the client's own keep-alive
+            await svc.send_to_user("chat", "reader", "m", ["line"])
+            events = []
+            while not any(b'"type":1' in event for event in events):
+                events.append(await asyncio.wait_for(stream.content.readline(), 2))
+            assert json.loads(events[-1].removeprefix(b"data: ").rstrip(b"\r\n\x1e"))["arguments"] == ["line"]
