@@ -1,10 +1,11 @@
 """Benchmark: azure-cosmos SDK point writes/reads against the emulator vs a do-nothing endpoint (the floor).
 
-Same process, same run, interleaved operation by operation: the floor is an aiohttp server that answers every call with a
-canned document, so ``emulator - floor`` is what the emulator itself adds per operation. Also measures
-write → ``Subscription.wait()`` wake-up latency. Not a test: prints medians, ratios and percentiles.
+Same process, same run, interleaved operation by operation: the floor is an aiohttp server that
+answers every call with a canned document, so ``emulator - floor`` is what the emulator itself adds
+per operation. Also measures write → ``Subscription.wait()`` wake-up latency, the write issued by a
+client in another process. Not a test: prints medians, ratios and percentiles.
 
-    .venv/bin/python bench/cosmos_point_ops.py [--ops 400] [--rounds 3]
+    .venv/bin/python bench/cosmos_point_ops.py [--ops 400] [--rounds 3] [--notify 500]
 """
 
 from __future__ import annotations
