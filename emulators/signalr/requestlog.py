@@ -40,5 +40,12 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
     finally:
         notes = request.get(_NOTES)
-        log.info("%s %s -> %d (%.1f ms)%s", request.method, request.path, status,
-                 (time.monotonic() - started) * 1000, ": " + "; ".join(notes) if notes else "")
+        detail = _one_line("; ".join(notes)) if notes else ""
+        # the raw (still percent-encoded) path: a decoded %0A must not start a forged line
+        log.info("%s %s -> %d (%.1f ms)%s", request.method, request.rel_url.raw_path, status,
+                 (time.monotonic() - started) * 1000, ": " + detail if detail else "")
+
+
+def _one_line(text: str) -> str:
+    """Control characters (from names in paths or bodies) escaped, so a note never breaks the line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

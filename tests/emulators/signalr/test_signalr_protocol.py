@@ -314,11 +314,19 @@ async def test_one_log_line_per_request_without_secrets(
         async with ServiceClient(emulator.connection_string.replace("ABCDEFGH", "ZZZZZZZZ")) as wrong:
             await wrong.broadcast("chat", "m", [])
     await service.broadcast("chat", "m", [])
+    forged = "/api/hubs/chat/x%0DGET%20/forged"  # a line break in a name must not forge a log line
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{emulator.url}{forged}?api-version=2022-06-01",
+                             headers={"Authorization": f"Bearer {client_token('http://127.0.0.1' + forged)}"},
+                             json={"target": "m"}) as r:
+            assert r.status == 404  # routed (the token was good), and refused with the path in its note
     deadline = time.monotonic() + 5
-    while len(caplog.records) < 4 and time.monotonic() < deadline:
+    while len(caplog.records) < 5 and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     lines = [r.getMessage() for r in caplog.records if r.name == "emulators.signalr"]
-    assert len(lines) == 4, lines
+    assert len(lines) == 5, lines
+    assert all("\n" not in line and "\r" not in line for line in lines)
+    assert lines[4].startswith("POST /api/hubs/chat/x%0DGET%20/forged -> 404") and "x\\rGET" in lines[4]
     negotiate, websocket = sorted(lines[:2], key=lambda line: not line.startswith("POST"))
     assert negotiate.startswith("POST /client/negotiate -> 200") and f"connection {conn.id}" in negotiate
     assert websocket.startswith("GET /client/ -> 101") and "online WebSockets/json v1" in websocket
