@@ -14,6 +14,7 @@ import asyncio
 import errno
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -206,6 +207,12 @@ async def main(argv: list[str] | None = None) -> int:
         print(warning, file=sys.stderr, flush=True)
     await stop.wait()
     await stack.close()
+    busy = stack.functions.invoker.busy_threads if stack.functions is not None else 0
+    if busy:
+        # Python cannot stop a thread, and a normal exit would wait for it: leave now.
+        print(f"Cosmic Chat stopped ({busy} sync function call(s) still running were abandoned)", flush=True)
+        logging.shutdown()
+        os._exit(0)
     print("Cosmic Chat stopped", flush=True)
     return 0
 

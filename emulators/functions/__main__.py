@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -55,6 +57,12 @@ async def main(argv: list[str] | None = None) -> int:
           flush=True)
     await stop.wait()
     await host.close()
+    if host.invoker.busy_threads:
+        # Python cannot stop a thread, and a normal exit would wait for it: leave now.
+        print(f"Functions host stopped ({host.invoker.busy_threads} sync function call(s) still running "
+              "were abandoned)", flush=True)
+        logging.shutdown()
+        os._exit(0)
     print("Functions host stopped", flush=True)
     return 0
 

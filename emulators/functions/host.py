@@ -23,6 +23,7 @@ from .settings import HostSettings, SettingsError
 from .signalr_bindings import SignalRClients, SignalRConnectionInfoInput, SignalROutput
 
 log = logging.getLogger("emulators.functions")
+SHUTDOWN_GRACE = 2.5  # aiohttp waits this twice (finish, then cancel) for requests in flight on stop
 
 # `subscribe(database_id, container_id)` → object with `await wait(timeout) -> bool` and `close()`:
 # the Cosmos emulator's in-process change notification.
@@ -56,7 +57,9 @@ class FunctionsHost:
         self.imported: ImportedScript | None = None
 
     async def serve(self, host: str, port: int) -> None:
-        self._runner = web.AppRunner(self.front_door.make_app(), access_log=None, handle_signals=False)
+        # On stop, requests in flight get SHUTDOWN_GRACE seconds to finish, then are cancelled.
+        self._runner = web.AppRunner(self.front_door.make_app(), access_log=None, handle_signals=False,
+                                     shutdown_timeout=SHUTDOWN_GRACE)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()

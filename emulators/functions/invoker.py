@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import threading
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,22 @@ class Invoker:
         self.outputs = dict(outputs)
         # Sync handlers never run on the event loop (the worker's thread pool does the same).
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="function")
+        self._busy = 0  # sync handlers running in threads right now
+        self._busy_lock = threading.Lock()
+
+    @property
+    def busy_threads(self) -> int:
+        """Sync handlers still running: Python cannot stop them, and exiting would wait for them."""
+        return self._busy
+
+    def _run_sync(self, ctx: contextvars.Context, fn: Any, kwargs: dict[str, Any]) -> Any:
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            return ctx.run(fn, **kwargs)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -90,7 +107,7 @@ class Invoker:
                 pending = fd.func(**kwargs)
             else:
                 ctx = contextvars.copy_context()
-                call = functools.partial(ctx.run, fd.func, **kwargs)
+                call = functools.partial(self._run_sync, ctx, fd.func, kwargs)
                 pending = asyncio.get_running_loop().run_in_executor(self.executor, call)
             # A timed-out sync handler keeps its thread (Python cannot stop it), but the invocation
             # fails and writes no outputs, as in Azure.

@@ -258,3 +258,31 @@ async def test_host_json_route_prefix_any_key_case(tmp_path, http):
             assert r.status == 404
     finally:
         await host.close()
+
+
+async def test_ctrl_c_does_not_wait_for_a_sync_handler_that_never_returns(http):
+    import signal
+    import sys
+
+    from tests.conftest import find_free_port
+
+    port = find_free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emulators.functions", "--app-dir", str(APPS / "slow"), "--port", str(port),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[3])
+    try:
+        await asyncio.wait_for(proc.stdout.readline(), 30)
+        pending = asyncio.create_task(http.get(f"http://127.0.0.1:{port}/sleep?s=60"))
+        await asyncio.sleep(0.5)
+        started = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out = (await asyncio.wait_for(proc.stdout.read(), 20)).decode()
+        assert await asyncio.wait_for(proc.wait(), 5) == 0
+        assert time.perf_counter() - started < 15  # a few seconds' grace, not the handler's 60 s
+        assert "1 sync function call(s) still running were abandoned" in out
+        pending.cancel()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
