@@ -103,6 +103,33 @@ async def test_forged_and_expired_tokens_are_401_on_negotiate_and_websocket(live
     await assert_still_serving(live, http, witness)
 
 
+@pytest.mark.parametrize("kind", ["forged: signed with another key", "expired a minute ago", "alg none",
+                                  "audience of another service", "empty"])
+async def test_forged_tokens_cannot_broadcast_through_the_service_rest_api(live, http, witness, kind):
+    """What FeedToSignalR does with the AccessKey, attempted without it: nothing reaches the room."""
+    url = f"{live.signalr_url}/api/hubs/chat/groups/{ROOM}/:send?api-version=2022-06-01"
+    bad = BAD_TOKENS[kind](url.split("?")[0].replace(f":{urlsplit(url).port}", ""))
+    fake = {"id": str(uuid.uuid4()), "room": ROOM, "user": "mallory", "text": "forged broadcast",
+            "createdAt": "2026-01-01T00:00:00.000Z"}
+    async with http.post(url, json={"target": "newMessage", "arguments": [fake]},
+                         headers={"Authorization": f"Bearer {bad}"}) as r:
+        assert r.status == 401, await r.text()
+    await assert_still_serving(live, http, witness)
+    assert fake["id"] not in witness.seen
+
+
+async def test_control_the_same_rest_call_with_the_real_key_reaches_the_room(live, http, witness):
+    """The refusals above are about the token: the same request properly signed is delivered."""
+    url = f"{live.signalr_url}/api/hubs/chat/groups/{ROOM}/:send?api-version=2022-06-01"
+    good = token(url.split("?")[0].replace(f":{urlsplit(url).port}", ""))
+    msg = {"id": str(uuid.uuid4()), "room": ROOM, "user": "server", "text": "signed",
+           "createdAt": "2026-01-01T00:00:00.000Z"}
+    async with http.post(url, json={"target": "newMessage", "arguments": [msg]},
+                         headers={"Authorization": f"Bearer {good}"}) as r:
+        assert r.status == 202, await r.text()
+    assert await witness.wait_for({msg["id"]}, timeout=10)
+
+
 async def connected_socket(live, http) -> aiohttp.ClientWebSocketResponse:
     info = await app_negotiate(live, http)
     auth = {"Authorization": f"Bearer {info['accessToken']}"}
