@@ -34,12 +34,25 @@ class StartupError(RuntimeError):
     """A one-line reason the stack cannot start."""
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port (0 = any free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m emulators", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1", help="interface for all three servers (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7071, help="Functions host / chat port (default 7071)")
-    p.add_argument("--cosmos-port", type=int, default=8081, help="Cosmos DB emulator port (default 8081)")
-    p.add_argument("--signalr-port", type=int, default=8888, help="SignalR emulator port (default 8888)")
+    p.add_argument("--port", type=port_number, default=7071, help="Functions host / chat port (default 7071)")
+    p.add_argument("--cosmos-port", type=port_number, default=8081,
+                   help="Cosmos DB emulator port (default 8081)")
+    p.add_argument("--signalr-port", type=port_number, default=8888,
+                   help="SignalR emulator port (default 8888)")
     p.add_argument("--in-memory", action="store_true", help="keep no data (default: persist in --data-dir)")
     p.add_argument("--data-dir", type=Path, default=ROOT / ".data", help="where data lives (default .data/)")
     p.add_argument("--app-dir", type=Path, default=ROOT / "functions",
@@ -118,6 +131,9 @@ def missing_web_client(app_dir: Path, www_root: str | None = None) -> str | None
 def check_app(app_dir: Path) -> str | None:
     """Settings files first (a one-line error), then a warning if the web client is not installed."""
     settings = load_settings(app_dir)
+    script = Path(app_dir) / (settings.get("PYTHON_SCRIPT_FILE_NAME") or "function_app.py")
+    if not script.is_file():
+        raise StartupError(f"{script} not found: --app-dir must be a Python v2 Function App")
     return missing_web_client(app_dir, settings.get("WWW_ROOT"))
 
 

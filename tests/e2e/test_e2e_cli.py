@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 
+import pytest
 from e2e_helpers import ROOT, ChatClient, fresh_room, history, post, stack_args
 
 from emulators.__main__ import Stack, missing_web_client, parse_args
@@ -134,3 +135,20 @@ async def test_logs_carry_no_keys_or_tokens(stack, http, caplog):
                    "AccessKey="):
         assert secret not in text
 
+
+
+def test_a_port_out_of_range_is_refused_by_the_option_parser(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--cosmos-port", "70000"])
+    assert e.value.code == 2
+    assert "argument --cosmos-port: 70000 is not a port number (0-65535)" in capsys.readouterr().err
+
+
+async def test_an_app_dir_without_function_app_is_a_one_line_error(tmp_path):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emulators", "--in-memory", "--app-dir", str(tmp_path), *ports_args(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1 and out == b""
+    assert err.decode().splitlines() == [
+        f"error: {tmp_path / 'function_app.py'} not found: --app-dir must be a Python v2 Function App"]
