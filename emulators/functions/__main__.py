@@ -12,6 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+from emulators.__main__ import port_number
+
 from . import FunctionLoadError, SettingsError, logs, start
 from .settings import HostSettings
 
@@ -24,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--app-dir", type=Path, default=ROOT / "functions",
                    help="the Function App (default functions/)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None,
+    p.add_argument("--port", type=port_number, default=None,
                    help="HTTP port (default: local.settings.json Host.LocalHttpPort, else 7071)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
