@@ -29,6 +29,7 @@ from .query import compile_query
 
 MAX_ITEM_BYTES = 2 * 1024 * 1024
 MAX_BATCH_OPERATIONS = 100
+MAX_ITEM_ID_BYTES = 1023
 FULL_RANGE = ("", "FF")
 
 _SCHEMA = """
@@ -48,7 +49,7 @@ CREATE INDEX IF NOT EXISTS docs_by_seq ON docs (coll, seq);
 """
 
 _SYSTEM_PROPS = ("_rid", "_self", "_etag", "_ts", "_attachments", "_lsn")
-_INVALID_ID_CHARS = ("/", "\\", "?", "#")
+_INVALID_ID_CHARS = ("/", "\\", "?", "#", "\n", "\r", "\t")
 
 
 def _rid(raw: bytes) -> str:
@@ -118,15 +119,24 @@ def _pk_required() -> CosmosError:
     )
 
 
-def validate_id(value: Any) -> str:
+def validate_id(value: Any, max_length: int = 255) -> str:
+    """Resource ids: databases and containers up to 255 characters, items up to 1023 (UTF-8 bytes)."""
     if value is None or not isinstance(value, str):
         raise bad_request(
             "The input content is invalid because the required property 'id' is missing or not a string."
         )
-    if not value or len(value) > 255:
-        raise bad_request("The 'id' property must be a non-empty string of at most 255 characters.")
+    size = len(value.encode("utf-8")) if max_length > 255 else len(value)
+    if not value or size > max_length:
+        raise bad_request(
+            "The 'id' is invalid. Ensure to provide a unique non-empty string less than "
+            f"'{max_length + 1 if max_length > 255 else max_length}' characters."
+        )
+    if value[-1] in " \n\r\t":
+        raise bad_request("Id ends with a space or newline.")
     if any(ch in value for ch in _INVALID_ID_CHARS):
-        raise bad_request("The 'id' property must not contain '/', '\\\\', '?' or '#'.")
+        raise bad_request(
+            "Id contains illegal chars. It must not contain '/', '\\\\', '?', '#' or control characters."
+        )
     return value
 
 
@@ -427,7 +437,7 @@ class Store:
         c = self.container(db_id, coll_id)
         if not isinstance(doc, dict):
             raise bad_request("The request body must be a JSON object.")
-        item_id = validate_id(doc.get("id"))
+        item_id = validate_id(doc.get("id"), MAX_ITEM_ID_BYTES)
         pk = self._pk_for_write(c, doc, pk_header)
         pk_key = partition.canonical(pk)
         now = time.time()
@@ -461,19 +471,25 @@ class Store:
         c = self.container(db_id, coll_id)
         if not isinstance(doc, dict):
             raise bad_request("The request body must be a JSON object.")
-        if doc.get("id") != item_id:
-            raise bad_request(
-                f"The 'id' in the body ('{doc.get('id')}') must match the id in the URL ('{item_id}')."
-            )
-        validate_id(item_id)
+        new_id = validate_id(doc.get("id"), MAX_ITEM_ID_BYTES)
         pk = self._pk_for_write(c, doc, pk_header)
+        pk_key = partition.canonical(pk)
         now = time.time()
         with self._tx():
-            row = self._existing(c, partition.canonical(pk), item_id, now)
+            row = self._existing(c, pk_key, item_id, now)
             if row is None:
                 raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
             if if_match not in (None, "*") and if_match != row[1]:
                 raise _precondition_failed()
+            if new_id != item_id:
+                # The service lets a replace rename an item (same _rid); the new id must be free.
+                if self._existing(c, pk_key, new_id, now) is not None:
+                    raise CosmosError(
+                        409, f"Entity with the specified id already exists in the system. id '{new_id}'."
+                    )
+                self.db.execute(
+                    "DELETE FROM docs WHERE coll = ? AND pk = ? AND id = ?", (c.rid, pk_key, item_id)
+                )
             body, etag, lsn = self._write(c, doc, pk, row[0], now)
         c.lsn = lsn
         c.last_ts = doc["_ts"]

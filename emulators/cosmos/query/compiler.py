@@ -18,7 +18,20 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..errors import bad_request
 from .functions import AGGREGATES, FUNCTIONS
-from .values import UNDEF, canonical, compare, equals, is_number, normalise_number, sort_key
+from .values import (
+    RANK_ARRAY,
+    RANK_NUMBER,
+    RANK_OBJECT,
+    RANK_UNDEFINED,
+    UNDEF,
+    canonical,
+    compare,
+    equals,
+    is_number,
+    normalise_number,
+    rank,
+    sort_key,
+)
 
 Env = dict[str, Any]
 Expr = Callable[[Env, dict[str, Any]], Any]
@@ -99,6 +112,30 @@ def _string_literal(raw: str) -> str:
         out.append(ch)
         i += 1
     return "".join(out)
+
+
+_CONSTANT_KINDS = {
+    "int_lit",
+    "float_lit",
+    "str_lit",
+    "true_lit",
+    "false_lit",
+    "null_lit",
+    "undefined_lit",
+    "param",
+}
+
+
+def _hash_key(v: Any) -> tuple[int, Any]:
+    """Key under which two values are equal exactly when Cosmos ``=`` says true (undefined never is)."""
+    r = rank(v)
+    if r == RANK_NUMBER:
+        return (r, float(v))
+    if r in (RANK_ARRAY, RANK_OBJECT):
+        return (r, canonical(v))
+    if r == RANK_UNDEFINED:
+        return (r, object())  # matches nothing
+    return (r, v)
 
 
 def _truth(v: Any) -> Any:
@@ -548,12 +585,22 @@ class _Compiler:
         target = self.expr(kid[0])
         options = [self.expr(k) for k in kid[1:]]
         negate = self._negated(node)
+        # IN over literals and parameters (e.g. the SDK's read_items with thousands of ids): hash the
+        # options once per execution instead of comparing every row with every option.
+        constant = all(isinstance(k, Tree) and k.data in _CONSTANT_KINDS for k in kid[1:])
+        cache: dict[str, Any] = {"params": None, "keys": None}
 
         def in_(e: Env, p: dict[str, Any]) -> Any:
             v = target(e, p)
             if v is UNDEF:
                 return UNDEF
-            found = any(equals(v, o(e, p)) is True for o in options)
+            if constant:
+                if cache["params"] is not p:
+                    cache["keys"] = {_hash_key(o(e, p)) for o in options}
+                    cache["params"] = p
+                found = _hash_key(v) in cache["keys"]
+            else:
+                found = any(equals(v, o(e, p)) is True for o in options)
             return not found if negate else found
 
         return in_

@@ -339,3 +339,19 @@ def test_epk_scoped_reads_on_a_hash_v1_container_are_refused(client: CosmosClien
         list(c.query_items_change_feed(start_time="Beginning", partition_key="p"))
     assert err.value.status_code == 400 and "version 2" in err.value.message
     db.delete_container(c.id)
+
+
+def test_replace_can_rename_an_item_and_ids_are_validated(container: Any) -> None:
+    old = container.create_item({"id": "old", "pk": "p", "v": 1})
+    container.create_item({"id": "taken", "pk": "p"})
+    renamed = container.replace_item("old", {"id": "new", "pk": "p", "v": 2})
+    assert renamed["_rid"] == old["_rid"] and renamed["v"] == 2
+    with pytest.raises(exceptions.CosmosResourceNotFoundError):
+        container.read_item("old", "p")
+    with pytest.raises(exceptions.CosmosResourceExistsError):
+        container.replace_item("new", {"id": "taken", "pk": "p"})
+    assert container.read_item("new", "p")["v"] == 2
+    for bad in ("x" * 1024, "trailing ", "tab\tinside"):
+        with pytest.raises((exceptions.CosmosHttpResponseError, ValueError)):
+            container.create_item({"id": bad, "pk": "p"})
+    container.create_item({"id": "y" * 1023, "pk": "p"})  # item ids may be up to 1023 bytes
