@@ -118,7 +118,8 @@ def fmt(r: PhaseResult) -> str:
         f"{r.server:5} {r.clients:>5} clients @ {r.rate:>5.0f}/s: p50 {r.p50_ms:7.1f} p99 {r.p99_ms:7.1f} "
         f"max {r.max_ms:7.1f} ms; {r.deliveries}/{r.expected} delivered, missing {r.missing}, "
         f"post errors {r.post_errors}, {r.deliveries_per_s:,.0f} deliveries/s, "
-        f"server CPU {r.server_cpu:.2f} cores{'; ABORTED ' + r.aborted if r.aborted else ''}"
+        f"server CPU {r.server_cpu:.2f} cores, other users {r.others_cpu:.2f} cores"
+        f"{'; ABORTED ' + r.aborted if r.aborted else ''}"
     )
 
 
@@ -236,14 +237,15 @@ def tables(res: dict[str, Any]) -> str:
     if lat:
         out.append(
             "| clients | server | p50 ms | p99 ms | max ms | delivered / expected | server CPU (cores) "
-            "| CPU ms per post | server RSS MiB |"
+            "| CPU ms per post | server RSS MiB | clients' CPU | others' CPU |"
         )
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in lat:
             out.append(
                 f"| {r['clients']:,} | {r['server']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                 f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | {r['server_cpu']:.2f} | "
-                f"{1000 * r['server_cpu'] / r['rate']:.1f} | {r['server_rss_mib']:.0f} |"
+                f"{1000 * r['server_cpu'] / r['rate']:.1f} | {r['server_rss_mib']:.0f} | "
+                f"{r['clients_cpu']:.2f} | {r.get('others_cpu', float('nan')):.2f} |"
             )
         out.append("")
         out.append("| clients | p50 ratio (stack/floor) | p99 ratio |")
@@ -258,15 +260,17 @@ def tables(res: dict[str, Any]) -> str:
     if th:
         out.append(
             "| posts/s | achieved | p50 ms | p99 ms | max ms | delivered / expected | deliveries/s | "
-            "server CPU | verdict |"
+            "server CPU | CPU ms per post | others' CPU | verdict |"
         )
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in th["ladder"]:
             verdict = "pass" if r["passed"] else ("fail: " + (r["aborted"] or "p99/loss"))[:80]
             out.append(
                 f"| {r['rate']:.0f} | {r['achieved_rate']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                 f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | "
-                f"{r['deliveries_per_s']:,.0f} | {r['server_cpu']:.2f} | {verdict} |"
+                f"{r['deliveries_per_s']:,.0f} | {r['server_cpu']:.2f} | "
+                f"{1000 * r['server_cpu'] / r['achieved_rate']:.1f} | "
+                f"{r.get('others_cpu', float('nan')):.2f} | {verdict} |"
             )
         out.append("")
     prof = (th or {}).get("profile") or {}

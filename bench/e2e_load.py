@@ -42,6 +42,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (/proc/stat), to tell what else ran meanwhile."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -59,8 +66,18 @@ class Server:
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)
         if kind == "stack":
             storage = ["--in-memory"] if data_dir is None else ["--data-dir", str(data_dir)]
-            self.cmd = [sys.executable, "-m", "emulators", "--port", str(self.port),
-                        "--cosmos-port", str(free_port()), "--signalr-port", str(free_port()), *storage]
+            self.cmd = [
+                sys.executable,
+                "-m",
+                "emulators",
+                "--port",
+                str(self.port),
+                "--cosmos-port",
+                str(free_port()),
+                "--signalr-port",
+                str(free_port()),
+                *storage,
+            ]
         elif kind == "floor":
             self.cmd = [sys.executable, "-m", "bench.e2e_floor", "--port", str(self.port)]
         else:
@@ -112,10 +129,25 @@ class Workers:
         first = 0
         for i in range(self.processes):
             n = share + (1 if i < extra else 0)
-            self.procs.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.e2e_clients", "--base", self.base, "--clients", str(n),
-                "--rooms", ",".join(self.rooms), "--first", str(first), cwd=ROOT,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 26))
+            self.procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bench.e2e_clients",
+                    "--base",
+                    self.base,
+                    "--clients",
+                    str(n),
+                    "--rooms",
+                    ",".join(self.rooms),
+                    "--first",
+                    str(first),
+                    cwd=ROOT,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    limit=1 << 26,
+                )
+            )
             first += n
         started = time.perf_counter()
         answers = await asyncio.gather(*(self._read(p, 600) for p in self.procs))
@@ -131,8 +163,9 @@ class Workers:
             return {"error": f"client process exited with {await proc.wait()}"}
         return json.loads(line)
 
-    async def command(self, cmd: dict[str, Any], per_process: list[dict[str, Any]] | None = None,
-                      timeout: float = 120.0) -> list[dict[str, Any]]:
+    async def command(
+        self, cmd: dict[str, Any], per_process: list[dict[str, Any]] | None = None, timeout: float = 120.0
+    ) -> list[dict[str, Any]]:
         for i, p in enumerate(self.procs):
             assert p.stdin is not None
             body = {**cmd, **(per_process[i] if per_process else {})}
@@ -183,6 +216,7 @@ class PhaseResult:
     server_cpu: float = 0.0  # cores (CPU seconds per wall second) during the phase
     clients_cpu: float = 0.0
     server_rss_mib: float = 0.0
+    others_cpu: float = 0.0  # cores used by everything else on the machine (other users' work) meanwhile
     drain_s: float = 0.0
     aborted: str = ""  # why posting stopped early (the pipeline fell too far behind), else ""
     examples: list[str] = field(default_factory=list)
@@ -204,8 +238,15 @@ class Phase:
 
     phase_counter = 0
 
-    def __init__(self, server: Server, workers: Workers, rate: float, seconds: float,
-                 drain_timeout: float = 15.0, abort_lag_s: float | None = None) -> None:
+    def __init__(
+        self,
+        server: Server,
+        workers: Workers,
+        rate: float,
+        seconds: float,
+        drain_timeout: float = 15.0,
+        abort_lag_s: float | None = None,
+    ) -> None:
         Phase.phase_counter += 1
         self.phase = Phase.phase_counter
         self.server = server
@@ -227,6 +268,7 @@ class Phase:
         await self.workers.command({"cmd": "start", "phase": self.phase})
         cpu0 = cpu_seconds(self.server.pid)
         wcpu0 = sum(cpu_seconds(p) for p in self.workers.pids())
+        mcpu0, dcpu0 = machine_busy_seconds(), cpu_seconds(os.getpid())
         t_start = time.perf_counter()
         total = int(self.rate * self.seconds)
         pad = "x" * TEXT_PAD
@@ -290,6 +332,8 @@ class Phase:
         res.server_cpu = (cpu_seconds(self.server.pid) - cpu0) / wall
         res.clients_cpu = (sum(cpu_seconds(p) for p in self.workers.pids()) - wcpu0) / wall
         res.server_rss_mib = rss_mib(self.server.pid)
+        ours = (res.server_cpu + res.clients_cpu) * wall + cpu_seconds(os.getpid()) - dcpu0
+        res.others_cpu = max(0.0, (machine_busy_seconds() - mcpu0 - ours) / wall)
         with tempfile.TemporaryDirectory(prefix="bench-lat-") as tmp:
             outs = [{"out": str(Path(tmp) / f"w{i}.f32")} for i in range(len(self.workers.procs))]
             answers = await self.workers.command({"cmd": "stop", "acked": acked}, outs)
@@ -311,8 +355,9 @@ class Phase:
         res.deliveries_per_s = res.deliveries / max(1e-9, post_end - t_start)
         return res
 
-    async def _watch_lag(self, ack_log: list[tuple[float, int]], stop: asyncio.Event,
-                         finished: asyncio.Event, res: PhaseResult) -> None:
+    async def _watch_lag(
+        self, ack_log: list[tuple[float, int]], stop: asyncio.Event, finished: asyncio.Event, res: PhaseResult
+    ) -> None:
         """Stop posting once deliveries trail the posts acknowledged `abort_lag_s` ago: past that
         point p99 < 250 ms is lost anyway, and a minute of backlog would take minutes to drain."""
         if self.abort_lag_s is None:
@@ -325,7 +370,9 @@ class Phase:
             owed = sum(n for when, n in ack_log if when < cutoff)
             got = sum(a["deliveries"] for a in await self.workers.command({"cmd": "count"}))
             if got < owed:
-                res.aborted = (f"after {len(ack_log)} acknowledged posts, deliveries trailed the posts "
-                               f"acknowledged {self.abort_lag_s:.0f} s earlier ({got} < {owed})")
+                res.aborted = (
+                    f"after {len(ack_log)} acknowledged posts, deliveries trailed the posts "
+                    f"acknowledged {self.abort_lag_s:.0f} s earlier ({got} < {owed})"
+                )
                 stop.set()
                 return
