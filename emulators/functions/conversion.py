@@ -163,7 +163,7 @@ def request_binding_data(datum: Datum) -> dict[str, Any]:
     if body.type in ("string", "json") and body.value:
         try:
             parsed = json.loads(body.value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
             parsed = None
         if isinstance(parsed, dict):
             data.update(parsed)
