@@ -290,6 +290,11 @@ class ChangeFeedConsumer:
                 await self._deliver(docs)
                 continuation = token
                 await self._write_lease(continuation)
+            if self._sub is not None and len(docs) < self.max_items:
+                # A short page means the feed was caught up when read; anything written since has
+                # bumped the notification (counted since the wait that led to that read), so wait on
+                # it rather than spend a read to find out. Polling mode reads again, as before.
+                await self._idle()
 
     async def _deliver(self, docs: list[dict[str, Any]]) -> None:
         """Invoke until it succeeds; back off between attempts and keep the lease alive."""
