@@ -30,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import e2e_history, e2e_profile
+from bench import e2e_history, e2e_profile, e2e_requests
 from bench.e2e_clients import raise_fd_limit
 from bench.e2e_load import ROOT, Phase, PhaseResult, Server, Workers
 
@@ -44,8 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small and short: for trying, not for figures")
     p.add_argument(
         "--parts",
-        default="latency,throughput,profile,history",
-        help="comma-separated subset of latency,throughput,profile,history",
+        default="requests,latency,throughput,profile,history",
+        help="comma-separated subset of requests,latency,throughput,profile,history",
     )
     p.add_argument("--sizes", help="client counts for latency/growth (default 100,1000,5000)")
     p.add_argument(
@@ -98,6 +98,20 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "python": platform.python_version(),
         "kernel": platform.release(),
+    }
+
+
+def tree_state() -> dict[str, Any]:
+    """Which code was measured: the commit and any uncommitted change under the measured directories."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted": git("status", "--short", "--", "emulators", "functions").splitlines(),
     }
 
 
@@ -233,6 +247,16 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def tables(res: dict[str, Any]) -> str:
     out = []
+    req = res.get("requests")
+    if req:
+        out.append(
+            f"HTTP requests per chat message ({req['posts']} posts, 10 clients): {req['total_per_message']}"
+        )
+        out.append("")
+        out.append("| request (log line) | per message |")
+        out.append("|---|---|")
+        out.extend(f"| `{k}` | {v} |" for k, v in req["per_message"].items())
+        out.append("")
     lat = res.get("latency") or []
     if lat:
         out.append(
@@ -312,6 +336,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, Any] = {
         "command": "python -m bench " + " ".join(shlex.quote(x) for x in sys.argv[1:]),
         "machine": machine(),
+        "tree": tree_state(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "load_before": os.getloadavg(),
         "busy_before": busy_processes(),
@@ -321,6 +346,9 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
         },
     }
     log(f"machine: {res['machine']}; load average {res['load_before']}")
+    if "requests" in a.parts:
+        res["requests"] = await e2e_requests.per_message()
+        log(f"HTTP requests per message: {json.dumps(res['requests'], indent=1)}")
     if "latency" in a.parts:
         res["latency"] = await latency_part(a)
         plot(
