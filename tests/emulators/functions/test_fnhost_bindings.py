@@ -253,7 +253,13 @@ async def test_signalr_output_messages_and_group_actions_single_or_lists(stack, 
         for listener in (a, b, c):
             assert await listener.wait_for(lambda ms: "end" in ms, 5)
         assert "to-g-again" not in texts(a) + texts(b) + texts(c)
-        # Malformed items fail the invocation instead of being dropped.
+        # Malformed items fail the invocation instead of being dropped, and nothing of a list that
+        # holds one is sent.
+        assert await signal([{"target": "newMessage", "arguments": ["never"]}, {"target": ""}]) == 500
+        assert await signal({"target": "newMessage", "arguments": ["last"]}) == 202
+        for listener in (a, b, c):
+            assert await listener.wait_for(lambda ms: "last" in ms, 5)
+        assert "never" not in texts(a) + texts(b) + texts(c)
         assert await signal({"target": "", "arguments": []}) == 500
         assert await signal({"action": "add", "groupName": "g"}) == 500
         assert await signal({"action": "shout", "groupName": "g", "userId": "ua"}) == 500
