@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -368,16 +369,21 @@ class ChatWs:
         if self.seen:
             newest = max(self.seen.values())
             params["after"] = _minus(newest, CATCH_UP_MARGIN)
-        for _ in range(50):
+        delay = 0.2
+        for _ in range(40):  # bounded; with the back-off below that is several minutes
             try:
-                async with self.http.get(f"{self.base}/api/rooms/{self.room}/messages", params=params) as r:
+                async with self.http.get(f"{self.base}/api/rooms/{self.room}/messages", params=params,
+                                         timeout=aiohttp.ClientTimeout(total=60)) as r:
                     if r.status == 200:
                         for message in (await r.json())["messages"]:
                             self._remember(message, live=False)
                         return
             except (aiohttp.ClientError, OSError, TimeoutError):
                 pass
-            await asyncio.sleep(0.2)
+            # Exponential back-off with jitter: a hundred clients retrying in step would keep a busy server
+            # busy (a retry storm), which is what a real client must not do either.
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 10.0)
 
     async def stall(self) -> None:
         """Stop reading (and so pinging), as a frozen tab would: aiohttp stops taking bytes off the socket
