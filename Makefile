@@ -59,7 +59,7 @@ test-python: install browser
 
 test: lint test-js test-python
 
-run: install
+run: install-python www/node_modules/.installed
 	$(BIN)/python -m emulators $(ARGS)
 
 bench: install
