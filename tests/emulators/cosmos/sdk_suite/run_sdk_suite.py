@@ -25,7 +25,8 @@ CACHE = ROOT / ".cache" / "cosmos-sdk"
 SUITE = CACHE / f"azure_cosmos-{VERSION}" / "tests"
 KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
 
-# The applicable files: data-plane CRUD, queries, change feed, headers, partition keys, TTL (sync + async).
+# The applicable files: data-plane CRUD, queries, change feed, headers, partition keys, TTL, batch,
+# read_items, sessions, encodings, feed ranges (sync + async where the SDK has both).
 FILES = [
     "test_crud_database.py",
     "test_crud_container.py",
@@ -44,6 +45,18 @@ FILES = [
     "test_change_feed_async.py",
     "test_transactional_batch.py",
     "test_transactional_batch_async.py",
+    "test_read_items.py",
+    "test_encoding.py",
+    "test_session.py",
+    "test_resource_id.py",
+    "test_none_options.py",
+    "test_item_body_serialization.py",
+    "test_cosmos_responses.py",
+    "test_query_response_headers.py",
+    "test_query_feed_range.py",
+    "test_feed_range.py",
+    "test_changefeed_partition_key_variation.py",
+    "test_latest_session_token.py",
 ]
 
 
@@ -179,8 +192,8 @@ def main(files: list[str]) -> int:
     total, all_failures = Counts(), []
     started = time.perf_counter()
     try:
-        # Two files at a time: each test run mostly waits on HTTP round trips; databases are per-run unique.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # Three files at a time: runs mostly wait on HTTP round trips and sleeps; databases are per-run unique.
+        with ThreadPoolExecutor(max_workers=3) as pool:
             runs = pool.map(lambda name: (name, *run_file(name, url, report_dir)), files)
             for name, counts, failures, seconds in runs:
                 total.add(counts)
