@@ -192,7 +192,7 @@ def main(files: list[str]) -> int:
     total, all_failures = Counts(), []
     started = time.perf_counter()
     try:
-        # Three files at a time: runs mostly wait on HTTP round trips and sleeps; databases are per-run unique.
+        # Three files at a time: runs mostly wait on round trips and sleeps; databases are per-run unique.
         with ThreadPoolExecutor(max_workers=3) as pool:
             runs = pool.map(lambda name: (name, *run_file(name, url, report_dir)), files)
             for name, counts, failures, seconds in runs:

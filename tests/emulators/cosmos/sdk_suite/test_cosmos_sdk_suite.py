@@ -1,7 +1,8 @@
 """The azure-cosmos SDK's own tests (sdist ``tests/``) against the emulator, with an explicit skip list.
 
 Like vercel/cosmosdb-server runs the JavaScript SDK's suite: every applicable test must pass; each skipped
-one has its reason in ``skiplist.txt``. About 2 minutes (29 files, three at a time); the sdist is cached in ``.cache/cosmos-sdk/``.
+one has its reason in ``skiplist.txt``. 1-3 minutes (29 files, three at a time); the sdist is cached in
+``.cache/cosmos-sdk/``.
 """
 
 from __future__ import annotations
