@@ -51,7 +51,7 @@ MAX_NESTING = 128  # the service's limit for nested objects/arrays in a document
 def parse_json_body(raw: bytes) -> Any:
     """JSON body → value; malformed or nested deeper than the service allows → 400 (never a 500)."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}.") from None
     except RecursionError:
@@ -70,6 +70,12 @@ def parse_json_body(raw: bytes) -> Any:
             raise _too_deep()
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN/Infinity are not JSON: the service refuses them, and SQLite's JSON functions (the ORDER BY
+    indexes) could not read a document holding one."""
+    raise ValueError(f"'{name}' is not a JSON value")
 
 
 def _too_deep() -> CosmosError:

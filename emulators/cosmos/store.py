@@ -16,12 +16,12 @@ import sqlite3
 import struct
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import partition
+from . import ordered, partition
 from .epk import UNDEFINED
 from .errors import CosmosError, bad_request, not_found
 from .patch import apply_patch
@@ -151,7 +151,7 @@ def _validate_ttl(value: Any, what: str) -> int | None:
 class Store:
     """All persistent state. Not thread-safe on purpose: exactly one thread may call it."""
 
-    def __init__(self, data_dir: Path | None, fsync: bool = False) -> None:
+    def __init__(self, data_dir: Path | None, fsync: bool = False, *, indexed_order: bool = True) -> None:
         self.data_dir = data_dir
         if data_dir is None:
             target = ":memory:"
@@ -166,6 +166,11 @@ class Store:
         self._containers: dict[tuple[str, str], Container] = {}
         # Inside a transactional batch every write shares one LSN, as one service transaction does.
         self._pinned_lsn: int | None = None
+        # ORDER BY over plain paths streams rows from expression indexes (``ordered.py``); False forces
+        # the in-Python sort of the whole scope (kept for equivalence tests and benchmarks).
+        self.indexed_order = indexed_order
+        self.order_indexes = ordered.OrderIndexes(self.db)
+        self.rows_decoded = 0  # documents json-decoded by queries: what the index path saves
         for row in self.db.execute("SELECT db, id, seq, rid, body, lsn, doc_seq, last_ts FROM colls"):
             self._cache_container(Container(row[0], row[1], row[2], row[3], json.loads(row[4]), *row[5:]))
 
@@ -401,6 +406,8 @@ class Store:
         body = _dumps(doc)
         if len(body.encode()) > MAX_ITEM_BYTES:
             raise CosmosError(413, "Request size is too large: an item may be at most 2 MB (2097152 bytes).")
+        if "\\u0000" in body:  # see _has_nul_strings (errs on the safe side for a literal backslash-u0000)
+            self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, 1)", (f"nul:{c.rid}",))
         self.db.execute(
             "INSERT OR REPLACE INTO docs (coll, pk, id, seq, lsn, epk, ts, wts, ttl, etag, body) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -756,15 +763,66 @@ class Store:
                 "non-VALUE aggregates need a partition key."
             )
         where, args = self._scope_sql(c, pk, epk_range)
+        shape = None
+        if self.indexed_order and not self._has_nul_strings(c):
+            shape = ordered.shape_for(compiled.order_paths, pk is not None)
+        if shape is not None and self.order_indexes.ensure(shape):
+            start = _page_start(continuation)
+            bound = compiled.result_bound(params, start + max_items + 1 if max_items > 0 else None)
+            groups = self._ordered_groups(c, shape, where, args)
+            try:
+                results = compiled.run_ordered(groups, params, bound)
+            finally:
+                groups.close()
+            page = paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
+            page.rid = c.rid
+            return page
         rows = self.db.execute(
             f"SELECT wts, ttl, body FROM docs WHERE {where} ORDER BY seq",  # noqa: S608 - fixed fragments
             args,
         ).fetchall()
         docs = [json.loads(r[2]) for r in self._live(c, rows, time.time())]
+        self.rows_decoded += len(docs)
         results = compiled.execute(docs, params, cross_partition=pk is None)
         page = paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
         page.rid = c.rid
         return page
+
+    def _has_nul_strings(self, c: Container) -> bool:
+        """SQLite's json_extract cuts a string at U+0000, so such documents would be misordered by the
+        ORDER BY indexes: once a container ever stored one, its ORDER BY queries sort in Python."""
+        return self.db.execute("SELECT 1 FROM meta WHERE k = ?", (f"nul:{c.rid}",)).fetchone() is not None
+
+    def ordered_sql(self, shape: ordered.OrderShape, where: str) -> str:
+        """The streaming SELECT for one ORDER BY shape (also what the EXPLAIN QUERY PLAN test checks)."""
+        keys = ", ".join(sql for sql, _ in shape.key_sql())
+        return (
+            f"SELECT wts, ttl, body, {keys} FROM docs INDEXED BY {shape.index_name} "  # noqa: S608
+            f"WHERE {where} ORDER BY {shape.order_by()}"
+        )
+
+    def _ordered_groups(
+        self, c: Container, shape: ordered.OrderShape, where: str, args: list[Any]
+    ) -> Generator[list[dict[str, Any]], None, None]:
+        """Live documents in index order, in runs whose index keys tie (decoded lazily, run by run)."""
+        cursor = self.db.execute(self.ordered_sql(shape, where), args)
+        now = time.time()
+        try:
+            group: list[dict[str, Any]] = []
+            key: tuple[Any, ...] | None = None
+            while batch := cursor.fetchmany(256):
+                for row in self._live(c, batch, now):
+                    row_key = ordered.run_key(row[3:])
+                    if group and row_key != key:
+                        yield group
+                        group = []
+                    key = row_key
+                    self.rows_decoded += 1
+                    group.append(json.loads(row[2]))
+            if group:
+                yield group
+        finally:
+            cursor.close()
 
     def change_feed(
         self,
@@ -823,18 +881,26 @@ class Store:
 
 
 def paginate(serialised: list[str], max_items: int, continuation: str | None, lsn: int) -> FeedPage:
-    """Offset paging over a fully computed result; the token is opaque to the SDK and survives restarts."""
-    start = 0
-    if continuation:
-        try:
-            start = int(json.loads(base64.b64decode(continuation))["offset"])
-        except (ValueError, KeyError, TypeError):
-            raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.") from None
+    """Offset paging over a computed result (at least one item past the page when more exist); the
+    token is opaque to the SDK and survives restarts."""
+    start = _page_start(continuation)
     end = len(serialised) if max_items <= 0 else start + max_items
     token = None
     if end < len(serialised):
         token = base64.b64encode(_dumps({"offset": end}).encode()).decode()
     return FeedPage(serialised[start:end], token, lsn)
+
+
+def _page_start(continuation: str | None) -> int:
+    if not continuation:
+        return 0
+    try:
+        start = int(json.loads(base64.b64decode(continuation))["offset"])
+    except (ValueError, KeyError, TypeError):
+        raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.") from None
+    if start < 0:
+        raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.")
+    return start
 
 
 class _BatchAborted(Exception):

@@ -7,7 +7,7 @@ closures avoid re-walking the tree for every row.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cmp_to_key
 from pathlib import Path
@@ -166,6 +166,10 @@ class CompiledQuery:
     offset: Expr | None = None
     limit: Expr | None = None
     star: bool = False
+    # ORDER BY as (property path from the FROM alias, descending) when every item is a plain path of
+    # string keys (``c.a.b``, ``c["x y"]``) and nothing (JOIN, DISTINCT, aggregate) needs the whole set:
+    # then the store may feed rows already in index order (see ``run_ordered``). None otherwise.
+    order_paths: list[tuple[tuple[str, ...], bool]] | None = None
 
     def _count(self, expr: Expr | None, params: dict[str, Any], what: str) -> int | None:
         if expr is None:
@@ -198,18 +202,7 @@ class CompiledQuery:
         if self.aggregates:
             return self._aggregate(rows, params, cross_partition)
         if self.order:
-            keys = self.order
-
-            def cmp(a: tuple[list[Any], Env], b: tuple[list[Any], Env]) -> int:
-                for (_, desc), ka, kb in zip(keys, a[0], b[0], strict=True):
-                    if ka != kb:
-                        r = -1 if ka < kb else 1
-                        return -r if desc else r
-                return 0
-
-            decorated = [([sort_key(e(r, params)) for e, _ in keys], r) for r in rows]
-            decorated.sort(key=cmp_to_key(cmp))
-            rows = [r for _, r in decorated]
+            rows = self._sorted(rows, params)
         results: list[Any] = []
         project = self.project
         for r in rows:
@@ -217,6 +210,64 @@ class CompiledQuery:
             if value is UNDEF:
                 continue
             results.append(value)
+        return self._finish(results, params)
+
+    def _sorted(self, rows: list[Env], params: dict[str, Any]) -> list[Env]:
+        """Stable sort by the ORDER BY keys (ties keep the input order, i.e. insertion order)."""
+        keys = self.order
+
+        def cmp(a: tuple[list[Any], Env], b: tuple[list[Any], Env]) -> int:
+            for (_, desc), ka, kb in zip(keys, a[0], b[0], strict=True):
+                if ka != kb:
+                    r = -1 if ka < kb else 1
+                    return -r if desc else r
+            return 0
+
+        decorated = [([sort_key(e(r, params)) for e, _ in keys], r) for r in rows]
+        decorated.sort(key=cmp_to_key(cmp))
+        return [r for _, r in decorated]
+
+    def result_bound(self, params: dict[str, Any], page_cap: int | None) -> int | None:
+        """How many ordered, projected results ``_finish`` can look at, given TOP / OFFSET LIMIT and the
+        most the caller's page needs (``page_cap``); None = all of them."""
+        offset = self._count(self.offset, params, "OFFSET") or 0
+        caps = [
+            n
+            for n in (
+                self._count(self.limit, params, "LIMIT"),
+                self._count(self.top, params, "TOP"),
+                page_cap,
+            )
+            if n is not None
+        ]
+        return offset + min(caps) if caps else None
+
+    def run_ordered(
+        self, groups: Iterable[list[dict[str, Any]]], params: dict[str, Any], bound: int | None
+    ) -> list[Any]:
+        """Same answer as ``execute`` over documents that arrive already ordered by the ORDER BY paths,
+        in groups whose index keys tie (each group in insertion order). A group is re-sorted with the exact
+        keys (the index key is only monotone: e.g. huge integers round, arrays/objects all tie), then
+        filtered and projected; reading stops once ``bound`` results exist."""
+        alias = self.aliases[0]
+        where, project = self.where, self.project
+        results: list[Any] = []
+        for group in groups:
+            rows: list[Env] = [{alias: d} for d in group]
+            if where is not None:
+                rows = [r for r in rows if where(r, params) is True]
+            if len(rows) > 1:
+                rows = self._sorted(rows, params)
+            for r in rows:
+                value = project(r, params) if project else r
+                if value is UNDEF:
+                    continue
+                results.append(value)
+                if bound is not None and len(results) >= bound:
+                    return self._finish(results, params)
+        return self._finish(results, params)
+
+    def _finish(self, results: list[Any], params: dict[str, Any]) -> list[Any]:
         if self.distinct:
             seen: set[str] = set()
             unique = []
@@ -309,11 +360,13 @@ class _Compiler:
             raise self.fail("GROUP BY")
         where = self.expr(_kids(parts["where_clause"])[0]) if "where_clause" in parts else None
         order: list[tuple[Expr, bool]] = []
+        paths: list[tuple[tuple[str, ...] | None, bool]] = []
         if "order_clause" in parts:
             for item in _kids(parts["order_clause"]):
                 kid = _kids(item)
                 desc = len(kid) > 1 and str(kid[1]).upper() == "DESC"
                 order.append((self.expr(kid[0]), desc))
+                paths.append((self._path(kid[0]), desc))
         q = CompiledQuery(self.text, self.aliases, joins, where, order, None)
         q.distinct = "distinct" in parts
         if "top" in parts:
@@ -322,7 +375,29 @@ class _Compiler:
             off, lim = _kids(parts["offset_clause"])
             q.offset, q.limit = self.expr(off), self.expr(lim)
         self.selection(selection, q)
+        if paths and not joins and not q.distinct and not q.aggregates and all(p for p, _ in paths):
+            q.order_paths = [(p, d) for p, d in paths if p]
         return q
+
+    def _path(self, node: Any) -> tuple[str, ...] | None:
+        """``c.a["b c"]`` → ("a", "b c") when rooted at the FROM alias with string keys only, else None."""
+        keys: list[str] = []
+        while isinstance(node, Tree) and node.data in ("member", "index"):
+            kid = _kids(node)
+            if node.data == "member":
+                keys.append(str(kid[1].children[0]))
+            elif isinstance(kid[1], Tree) and kid[1].data == "str_lit":
+                keys.append(_string_literal(str(kid[1].children[0])))
+            else:
+                return None
+            node = kid[0]
+        if isinstance(node, Tree) and node.data == "ident":
+            node = node.children[0]
+        if not (
+            isinstance(node, Token) and node.type == "NAME" and self.aliases and str(node) == self.aliases[0]
+        ):
+            return None
+        return tuple(reversed(keys)) or None
 
     def selection(self, sel: Tree, q: CompiledQuery) -> None:
         if sel.data == "select_star":
