@@ -198,3 +198,17 @@ def test_past_the_index_limit_new_shapes_sort_in_python() -> None:
     second = s.query(DB, COLL, "SELECT TOP 3 VALUE c.id FROM c ORDER BY c.b", {}, ["p"], None, -1, None)
     assert second.documents == ['"i29"', '"i28"', '"i27"']
     assert s.rows_decoded - before == 30 and len(s.order_indexes.known) == 1
+
+
+def test_expired_documents_are_left_out_like_the_in_python_path() -> None:
+    s = Store(None)
+    s.create_database({"id": DB})
+    s.create_container(DB, {"id": COLL, "partitionKey": {"paths": ["/pk"]}, "defaultTtl": -1})
+    for i in range(10):
+        doc = {"id": f"i{i}", "pk": "p", "n": i, **({"ttl": 10} if i % 3 == 0 else {})}
+        s.upsert_item(DB, COLL, doc, ["p"], upsert=True)
+    s.db.execute("UPDATE docs SET wts = wts - 100 WHERE ttl = 10")  # their 10 s ran out long ago
+    text = "SELECT TOP 4 VALUE c.n FROM c ORDER BY c.n DESC"
+    indexed = s.query(DB, COLL, text, {}, ["p"], None, -1, None).documents
+    s.indexed_order = False
+    assert indexed == s.query(DB, COLL, text, {}, ["p"], None, -1, None).documents == ["8", "7", "5", "4"]
