@@ -771,12 +771,15 @@ class Store:
             bound = compiled.result_bound(params, start + max_items + 1 if max_items > 0 else None)
             groups = self._ordered_groups(c, shape, where, args)
             try:
-                results = compiled.run_ordered(groups, params, bound)
+                results: list[Any] | None = compiled.run_ordered(groups, params, bound)
+            except sqlite3.Error:  # the planner refused the index (INDEXED BY) or SQLite could not read
+                results = None  # a body: answer the same thing the slow way
             finally:
                 groups.close()
-            page = paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
-            page.rid = c.rid
-            return page
+            if results is not None:
+                page = paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
+                page.rid = c.rid
+                return page
         rows = self.db.execute(
             f"SELECT wts, ttl, body FROM docs WHERE {where} ORDER BY seq",  # noqa: S608 - fixed fragments
             args,

@@ -127,10 +127,14 @@ def test_shapes_the_index_cannot_serve_fall_back(store: Store) -> None:
 def test_query_plan_walks_the_index_without_a_sort(store: Store) -> None:
     text = "SELECT TOP 200 c.id, c.a FROM c WHERE c.small = 1 ORDER BY c.a DESC, c.id DESC"
     store.query(DB, COLL, text, {}, ["p1"], None, -1, None)
-    for scoped, where in ((True, "coll = ? AND pk = ?"), (False, "coll = ?")):
+    for scoped, where in (
+        (True, "coll = ? AND pk = ?"),
+        (False, "coll = ?"),
+        (False, "coll = ? AND epk >= ? AND epk < ?"),  # a feed_range / EPK-range scoped query
+    ):
         shape = ordered.shape_for(compile_query(text).order_paths, scoped)
         assert shape is not None and store.order_indexes.ensure(shape)
-        args = ["x", "y"] if scoped else ["x"]
+        args = ["x"] * where.count("?")
         plan = " | ".join(
             r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + store.ordered_sql(shape, where), args)
         )
