@@ -362,22 +362,23 @@ class CosmosApp:
         }
         return web.Response(body=json.dumps(doc).encode(), headers=self.base_headers())
 
+    @staticmethod
+    def is_query(request: web.Request) -> bool:
+        return _true(request.headers.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type
+
+    async def query_feed(self, request: web.Request, feed: str, resources: list[Any]) -> web.Response:
+        """A query over databases or containers: both are small in-memory lists, queried the same way."""
+        text, params = self.query_spec(await self.json_body(request, (_JSON, "application/query+json")))
+        page = await self.run(
+            self.store.query_resources, resources, text, params, self.page_size(request),
+            self.continuation(request),
+        )
+        return self.feed_response("", feed, page, self.base_headers())
+
     async def databases(self, request: web.Request) -> web.Response:
         if request.method == "POST":
-            if _true(request.headers.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type:
-                text, params = self.query_spec(
-                    await self.json_body(request, (_JSON, "application/query+json"))
-                )
-                dbs = await self.run(self.store.list_databases)
-                page = await self.run(
-                    self.store.query_resources,
-                    dbs,
-                    text,
-                    params,
-                    self.page_size(request),
-                    self.continuation(request),
-                )
-                return self.feed_response("", "Databases", page, self.base_headers())
+            if self.is_query(request):
+                return await self.query_feed(request, "Databases", await self.run(self.store.list_databases))
             body = await self.json_body(request)
             if not isinstance(body, dict):
                 raise bad_request("The database body must be a JSON object with an 'id'.")
@@ -399,20 +400,9 @@ class CosmosApp:
 
     async def containers(self, request: web.Request, db: str) -> web.Response:
         if request.method == "POST":
-            if _true(request.headers.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type:
-                text, params = self.query_spec(
-                    await self.json_body(request, (_JSON, "application/query+json"))
-                )
+            if self.is_query(request):
                 colls = await self.run(self.store.list_containers, db)
-                page = await self.run(
-                    self.store.query_resources,
-                    colls,
-                    text,
-                    params,
-                    self.page_size(request),
-                    self.continuation(request),
-                )
-                return self.feed_response("", "DocumentCollections", page, self.base_headers())
+                return await self.query_feed(request, "DocumentCollections", colls)
             body = await self.json_body(request)
             if not isinstance(body, dict):
                 raise bad_request("The container body must be a JSON object with 'id' and 'partitionKey'.")

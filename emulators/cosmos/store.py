@@ -442,11 +442,7 @@ class Store:
         if_none_match: str | None = None,
     ) -> ItemResult:
         c = self.container(db_id, coll_id)
-        if not isinstance(doc, dict):
-            raise bad_request("The request body must be a JSON object.")
-        item_id = validate_id(doc.get("id"), MAX_ITEM_ID_BYTES)
-        pk = self._pk_for_write(c, doc, pk_header)
-        pk_key = partition.canonical(pk)
+        item_id, pk, pk_key = self._checked_write(c, doc, pk_header)
         now = time.time()
         with self._tx():
             row = self._existing(c, pk_key, item_id, now)
@@ -466,6 +462,16 @@ class Store:
             c.doc_seq = doc_seq_before + 1
         return ItemResult(200 if row is not None else 201, body, etag, lsn)
 
+    def _checked_write(
+        self, c: Any, doc: Any, pk_header: list[Any] | None
+    ) -> tuple[str, Any, str]:
+        """Every write checks the body, the id and the partition key the same way, before any SQL runs."""
+        if not isinstance(doc, dict):
+            raise bad_request("The request body must be a JSON object.")
+        item_id = validate_id(doc.get("id"), MAX_ITEM_ID_BYTES)
+        pk = self._pk_for_write(c, doc, pk_header)
+        return item_id, pk, partition.canonical(pk)
+
     def replace_item(
         self,
         db_id: str,
@@ -476,11 +482,7 @@ class Store:
         if_match: str | None,
     ) -> ItemResult:
         c = self.container(db_id, coll_id)
-        if not isinstance(doc, dict):
-            raise bad_request("The request body must be a JSON object.")
-        new_id = validate_id(doc.get("id"), MAX_ITEM_ID_BYTES)
-        pk = self._pk_for_write(c, doc, pk_header)
-        pk_key = partition.canonical(pk)
+        new_id, pk, pk_key = self._checked_write(c, doc, pk_header)
         now = time.time()
         with self._tx():
             row = self._existing(c, pk_key, item_id, now)
