@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -55,6 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rates", help="throughput ladder, posts/s (default 10,20,30,40,50,75,100,150,200,300)")
     p.add_argument("--throughput-seconds", type=float, help="seconds per rate (default 60; quick 10)")
     p.add_argument(
+        "--throughput-servers",
+        default="floor,stack",
+        help="servers climbing the throughput ladder side by side (default floor,stack)",
+    )
+    p.add_argument(
         "--profile-rate", type=float, default=100.0, help="posts/s while py-spy samples (default 100)"
     )
     p.add_argument("--history-sizes", help="stored messages (default 0,1000,10000,100000,1000000)")
@@ -75,6 +81,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for x in (a.history_sizes or ("0,1000,10000" if q else "0,1000,10000,100000,1000000")).split(",")
     ]
     a.parts = set(a.parts.split(","))
+    a.throughput_servers = [k for k in ("floor", "stack") if k in a.throughput_servers.split(",")]
+    if not a.throughput_servers:
+        p.error("--throughput-servers: floor, stack or both")
     return a
 
 
@@ -167,45 +176,74 @@ async def latency_part(a: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 async def throughput_part(a: argparse.Namespace, profile: bool) -> dict[str, Any]:
-    async def body(server: Server, workers: Workers) -> dict[str, Any]:
-        ladder: list[dict[str, Any]] = []
-        best: PhaseResult | None = None
-        failed_at: float | None = None
-        for rate in a.rates:
-            r = await Phase(server, workers, rate, a.throughput_seconds, abort_lag_s=2.0).run()
-            passed = r.ok and r.p99_ms < 250
-            log(fmt(r) + ("  PASS" if passed else "  FAIL"))
-            ladder.append({**asdict(r), "passed": passed})
-            if not passed:
-                failed_at = rate
-                break
-            best = r
-        prof: dict[str, Any] = {}
-        if profile:
-            # At a rate past the stack's capacity, so the profile shows where a saturated loop spends it.
-            spy_rate = max(failed_at or a.rates[-1], a.profile_rate)
-            seconds = 15 if not a.quick else 5
-            with tempfile.TemporaryDirectory(prefix="bench-spy-") as tmp:
-                raw = Path(tmp) / "stack.raw"
-                log_start = Path(server.log.name).stat().st_size
-                spy = e2e_profile.start_py_spy(server.pid, seconds, raw)
-                r = await Phase(server, workers, spy_rate, seconds).run()
-                if spy is not None:
-                    spy.wait(60)
-                with open(server.log.name, encoding="utf-8", errors="replace") as f:
-                    f.seek(log_start)
-                    prof["invocations"] = e2e_profile.invocations(f.read())
-                prof["phase"] = asdict(r)
-                prof["py_spy"] = e2e_profile.summarise(raw) if raw.exists() else {"error": "py-spy not run"}
-                log(f"profile at {spy_rate:.0f}/s: {json.dumps(prof['invocations'])}")
-        return {
-            "ladder": ladder,
-            "best": asdict(best) if best else None,
-            "failed_at": failed_at,
-            "profile": prof,
+    """The ladder for each server in `--throughput-servers` (default: the floor and the stack), rung by
+    rung side by side: both servers stay up with their own clients, and at every rate each server that
+    has not failed yet is measured in turn, so both see the same machine at the same time. A server's
+    ladder stops at its first failing rate."""
+    clients = 1000 if not a.quick else 100
+    kinds = a.throughput_servers
+    async with contextlib.AsyncExitStack() as stack:
+        servers: dict[str, tuple[Server, Workers]] = {}
+        for kind in kinds:
+            server = Server(kind)
+            server.start()
+            stack.callback(server.stop)
+            workers = Workers(server.base, clients, ROOMS)
+            stack.push_async_callback(workers.close)
+            await workers.start()
+            log(f"{kind}: {clients} clients connected and joined in {workers.setup_s:.1f} s")
+            await Phase(server, workers, 20, 2).run()  # warm-up (imports, pools, caches)
+            servers[kind] = (server, workers)
+        out: dict[str, dict[str, Any]] = {
+            k: {"ladder": [], "best": None, "failed_at": None, "setup_s": servers[k][1].setup_s}
+            for k in kinds
         }
+        for rate in a.rates:
+            climbing = [k for k in kinds if out[k]["failed_at"] is None]
+            if not climbing:
+                break
+            for kind in climbing:
+                server, workers = servers[kind]
+                r = await Phase(server, workers, rate, a.throughput_seconds, abort_lag_s=2.0).run()
+                passed = r.ok and r.p99_ms < 250
+                log(fmt(r) + ("  PASS" if passed else "  FAIL"))
+                out[kind]["ladder"].append({**asdict(r), "passed": passed})
+                if passed:
+                    out[kind]["best"] = asdict(r)
+                else:
+                    out[kind]["failed_at"] = rate
+        prof: dict[str, Any] = {}
+        if profile and "stack" in servers:
+            server, workers = servers["stack"]
+            prof = await profile_stack(a, server, workers, out["stack"]["failed_at"])
+    res: dict[str, Any] = {"servers": out, "profile": prof}
+    if "stack" in out:  # the stack's ladder at the top level too, where earlier results had it
+        res.update({k: out["stack"][k] for k in ("ladder", "best", "failed_at")})
+    return res
 
-    return await with_clients("stack", 1000 if not a.quick else 100, body)
+
+async def profile_stack(
+    a: argparse.Namespace, server: Server, workers: Workers, failed_at: float | None
+) -> dict[str, Any]:
+    """py-spy (every process of the stack) at a rate past the stack's capacity, so the profile shows
+    where a saturated loop spends it, plus the host's invocation log of the same seconds."""
+    spy_rate = max(failed_at or a.rates[-1], a.profile_rate)
+    seconds = 15 if not a.quick else 5
+    prof: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-spy-") as tmp:
+        raw = Path(tmp) / "stack.raw"
+        log_start = Path(server.log.name).stat().st_size
+        spy = e2e_profile.start_py_spy(server.pid, seconds, raw)
+        r = await Phase(server, workers, spy_rate, seconds).run()
+        if spy is not None:
+            spy.wait(60)
+        with open(server.log.name, encoding="utf-8", errors="replace") as f:
+            f.seek(log_start)
+            prof["invocations"] = e2e_profile.invocations(f.read())
+        prof["phase"] = asdict(r)
+        prof["py_spy"] = e2e_profile.summarise(raw) if raw.exists() else {"error": "py-spy not run"}
+        log(f"profile at {spy_rate:.0f}/s: {json.dumps(prof['invocations'])}")
+    return prof
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -282,20 +320,45 @@ def tables(res: dict[str, Any]) -> str:
         out.append("")
     th = res.get("throughput")
     if th:
+        servers = th.get("servers") or {"stack": th}
         out.append(
-            "| posts/s | achieved | p50 ms | p99 ms | max ms | delivered / expected | deliveries/s | "
-            "server CPU | CPU ms per post | others' CPU | verdict |"
+            "| posts/s | server | achieved | p50 ms | p99 ms | max ms | delivered / expected "
+            "| deliveries/s | server CPU | CPU ms per post | clients' CPU | others' CPU | verdict |"
         )
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in th["ladder"]:
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        rows = sorted(
+            (r for v in servers.values() for r in v["ladder"]),
+            key=lambda r: (r["rate"], r["server"] != "floor"),
+        )
+        for r in rows:
             verdict = "pass" if r["passed"] else ("fail: " + (r["aborted"] or "p99/loss"))[:80]
             out.append(
-                f"| {r['rate']:.0f} | {r['achieved_rate']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | "
+                f"| {r['rate']:.0f} | {r['server']} | {r['achieved_rate']:.0f} | {r['p50_ms']:.1f} | "
+                f"{r['p99_ms']:.1f} | {r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | "
                 f"{r['deliveries_per_s']:,.0f} | {r['server_cpu']:.2f} | "
-                f"{1000 * r['server_cpu'] / r['achieved_rate']:.1f} | "
+                f"{1000 * r['server_cpu'] / max(r['achieved_rate'], 1e-9):.1f} | "
+                f"{r.get('clients_cpu', float('nan')):.2f} | "
                 f"{r.get('others_cpu', float('nan')):.2f} | {verdict} |"
             )
+        out.append("")
+        for kind, v in servers.items():
+            best = v.get("best")
+            out.append(
+                f"- {kind}: highest rate sustained "
+                + (
+                    f"{best['rate']:.0f} posts/s = {best['deliveries_per_s']:,.0f} deliveries/s"
+                    if best
+                    else "none"
+                )
+                + (
+                    f"; failed at {v['failed_at']:.0f} posts/s"
+                    if v.get("failed_at")
+                    else "; passed every rate"
+                )
+            )
+        f_best, s_best = (servers.get(k, {}).get("best") for k in ("floor", "stack"))
+        if f_best and s_best:
+            out.append(f"- stack / floor sustained rate: {s_best['rate'] / f_best['rate']:.2f}")
         out.append("")
     prof = (th or {}).get("profile") or {}
     spy = prof.get("py_spy") or {}

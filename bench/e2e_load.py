@@ -42,6 +42,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (from /proc/<pid>/task/*/children), so a server that runs a part in a
+    child process (the SignalR emulator under `python -m emulators`) is measured whole."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    todo.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """cpu_seconds summed over the process and its descendants (those alive now)."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (/proc/stat), to tell what else ran meanwhile."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -50,10 +75,14 @@ def machine_busy_seconds() -> float:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of the process and its descendants."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
 
 
 class Server:
@@ -266,7 +295,7 @@ class Phase:
         ack_log: list[tuple[float, int]] = []  # (when, recipients) per acknowledged post
         post_times: list[float] = []
         await self.workers.command({"cmd": "start", "phase": self.phase})
-        cpu0 = cpu_seconds(self.server.pid)
+        cpu0 = tree_cpu_seconds(self.server.pid)
         wcpu0 = sum(cpu_seconds(p) for p in self.workers.pids())
         mcpu0, dcpu0 = machine_busy_seconds(), cpu_seconds(os.getpid())
         t_start = time.perf_counter()
@@ -329,7 +358,7 @@ class Phase:
         t_end = time.perf_counter()
         res.drain_s = t_end - drain_start
         wall = t_end - t_start
-        res.server_cpu = (cpu_seconds(self.server.pid) - cpu0) / wall
+        res.server_cpu = (tree_cpu_seconds(self.server.pid) - cpu0) / wall
         res.clients_cpu = (sum(cpu_seconds(p) for p in self.workers.pids()) - wcpu0) / wall
         res.server_rss_mib = rss_mib(self.server.pid)
         ours = (res.server_cpu + res.clients_cpu) * wall + cpu_seconds(os.getpid()) - dcpu0
