@@ -3,12 +3,12 @@
 
 import azure.functions as func
 from chat import handlers
-from chat.settings import signalr_identity
+from chat.settings import HUB, signalr_identity
 from proxies import server
 from proxies.registry import FunctionApp
 
 COSMOS = {"connection": "CosmosDBConnection", "database_name": "chat", "container_name": "messages"}
-SIGNALR = {"hub_name": "chat", "connection_string_setting": "AzureSignalRConnectionString"}
+SIGNALR = {"hub_name": HUB, "connection_string_setting": "AzureSignalRConnectionString"}
 HISTORY_QUERY = (
     "SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c "
     "WHERE c.room = {room} ORDER BY c.createdAt DESC, c.id DESC"
@@ -43,15 +43,15 @@ def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
 @app.function_name("JoinRoom")
 @app.route(route="api/rooms/{room}/join", methods=["POST"])
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
-def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
-    return handlers.join_room(req, actions)
+async def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return await handlers.join_room(req, actions)
 
 
 @app.function_name("LeaveRoom")
 @app.route(route="api/rooms/{room}/leave", methods=["POST"])
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
-def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
-    return handlers.leave_room(req, actions)
+async def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return await handlers.leave_room(req, actions)
 
 
 @app.function_name("FeedToSignalR")

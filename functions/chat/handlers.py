@@ -6,15 +6,20 @@ directly."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import azure.functions as func
 
+from . import presence
 from .errors import ApiError, json_response
 from .logs import invocation
 from .messages import feed_messages, group_action, history_window, new_message, signalr_value
+from .settings import HUB
 from .validation import parse_connection, parse_history_query, parse_message, validate_room
+
+log = logging.getLogger("chat.handlers")
 
 
 @invocation("SaveChat")
@@ -54,26 +59,43 @@ def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpResponse:
     )
 
 
-def _group(req: func.HttpRequest, actions: func.Out[str], action: str) -> func.HttpResponse:
+async def _group(req: func.HttpRequest, actions: func.Out[str], action: str) -> func.HttpResponse:
     """Join and leave differ only in the action. 202, not 200: the group change is made by the output
-    binding after this handler returns."""
+    binding after this handler returns, so the connection is looked up first (see `presence`): an unknown
+    one is a 404 naming `connectionId`, not a silent no-op (join) or a 500 (leave). If the service cannot
+    be asked, the binding is left to decide, as it would without the check."""
     try:
         room = validate_room(req.route_params.get("room"))
         connection_id = parse_connection(req.get_body())
+        if not await _connection_live(connection_id):
+            raise ApiError(
+                404,
+                "unknown_connection",
+                "connectionId names no live SignalR connection: negotiate and connect again",
+                "connectionId",
+            )
     except ApiError as error:
         return error.response()
     actions.set(signalr_value([group_action(action, room, connection_id)]))
     return func.HttpResponse(status_code=202, headers={"Cache-Control": "no-store"})
 
 
+async def _connection_live(connection_id: str) -> bool:
+    try:
+        return await presence.connection_exists(HUB, connection_id)
+    except presence.PresenceUnknown as error:
+        log.warning("connection check skipped: %s", error)
+        return True
+
+
 @invocation("JoinRoom")
-def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
-    return _group(req, actions, "add")
+async def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return await _group(req, actions, "add")
 
 
 @invocation("LeaveRoom")
-def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
-    return _group(req, actions, "remove")
+async def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return await _group(req, actions, "remove")
 
 
 @invocation("FeedToSignalR")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+HUB = "chat"
 PRINCIPAL_ID_EXPRESSION = "{headers.x-ms-client-principal-id}"
 
 

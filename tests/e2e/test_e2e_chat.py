@@ -101,6 +101,27 @@ async def test_leave_room_stops_delivery(stack, http):
         await client.disconnect()
 
 
+async def test_group_actions_for_a_closed_connection_are_404_and_change_nothing(stack, http):
+    base = stack.functions.url
+    room = fresh_room("g")
+    watcher = ChatClient(http, base, room)
+    await watcher.connect()
+    leaver = ChatClient(http, base, room)
+    await leaver.connect()
+    gone = leaver.listener.connection_id
+    await leaver.disconnect()
+    try:
+        for action in ("join", "leave"):
+            async with http.post(f"{base}/api/rooms/{room}/{action}", json={"connectionId": gone}) as r:
+                assert r.status == 404
+                assert (await r.json())["error"]["field"] == "connectionId"
+        # the room still works for the connection that stayed
+        message = await post(http, base, room, "ann", "still here")
+        assert await watcher.wait_for_ids({message["id"]})
+    finally:
+        await watcher.disconnect()
+
+
 async def test_bad_input_is_refused_and_nothing_is_written(stack, http):
     base = stack.functions.url
     room = fresh_room("v")

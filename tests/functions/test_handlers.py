@@ -149,18 +149,26 @@ def test_negotiate_passes_connection_info_through(app_module):
 
 
 @pytest.mark.parametrize(("function", "action"), [("join_room", "add"), ("leave_room", "remove")])
-def test_group_actions(app_module, function, action):
+async def test_group_actions_when_the_service_cannot_be_asked(
+    app_module, monkeypatch, caplog, function, action
+):
+    """No SignalR setting here, so the connection check cannot run: the output binding decides, as it would
+    without the check (tests/functions/test_presence.py covers the check against a real service)."""
+    monkeypatch.delenv("AzureSignalRConnectionString", raising=False)
+    monkeypatch.delenv("AzureSignalRConnectionString__serviceUri", raising=False)
     out: Out[str] = Out()
     req = request(
         "POST", "/api/rooms/room-7/x", {"connectionId": "abc_DEF-123"}, route_params={"room": "room-7"}
     )
-    response = getattr(app_module, function)(req, out)
+    with caplog.at_level(logging.WARNING, logger="chat.handlers"):
+        response = await getattr(app_module, function)(req, out)
     assert response.status_code == 202
     assert json.loads(out.value) == [{"action": action, "groupName": "room-7", "connectionId": "abc_DEF-123"}]
+    assert "connection check skipped: AzureSignalRConnectionString is not set" in caplog.text
 
 
 @pytest.mark.parametrize("function", ["join_room", "leave_room"])
-def test_group_action_refusals_send_nothing(app_module, function):
+async def test_group_action_refusals_send_nothing(app_module, function):
     for room, payload, field in [
         ("no way", {"connectionId": "a"}, "room"),
         ("ok", {}, "connectionId"),
@@ -168,7 +176,7 @@ def test_group_action_refusals_send_nothing(app_module, function):
     ]:
         out: Out[str] = Out()
         req = request("POST", "/x", payload, route_params={"room": room})
-        response = getattr(app_module, function)(req, out)
+        response = await getattr(app_module, function)(req, out)
         assert response.status_code == 400 and body_json(response)["error"]["field"] == field
         assert out.calls == 0
 
