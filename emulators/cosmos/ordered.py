@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,36 @@ def run_key(columns: tuple[Any, ...]) -> tuple[Any, ...]:
         if rank >= 5 or (isinstance(value, float) and abs(value) >= _EXACT_DOUBLE):
             return columns[: i + 2]
     return columns
+
+
+_EXACT_SEEK = float(2**53)  # a seek bound this small compares the same as a double and as an integer
+
+
+def seek_sql(
+    shape: OrderShape, seeks: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], Any]]],
+    params: dict[str, Any],
+) -> tuple[str, list[Any]]:
+    """Extra WHERE SQL (and its arguments) that starts the ORDER BY index scan at a range bound of its
+    first path: ``c.createdAt > @after`` reads from the first row after ``@after`` instead of walking the
+    partition from its oldest row. Cosmos compares only within a type (``"a" > 1`` is undefined, so the
+    row is refused), hence the rank equality; strings compare by code point, as SQLite's BINARY collation
+    does on UTF-8. Bounds it cannot express exactly (other types, huge numbers) add nothing."""
+    if not seeks:
+        return "", []
+    rank_sql, value_sql = (sql for sql, _ in shape.key_sql()[:2])
+    parts: list[str] = []
+    args: list[Any] = []
+    for op, value_expr in seeks:
+        value = value_expr({}, params)
+        if isinstance(value, str):
+            rank = 4
+        elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < _EXACT_SEEK:
+            rank = 3
+        else:
+            continue
+        parts.append(f" AND {rank_sql} = {rank} AND {value_sql} {op} ?")
+        args.append(value)
+    return "".join(parts), args
 
 
 def shape_for(order_paths: list[tuple[tuple[str, ...], bool]] | None, scoped: bool) -> OrderShape | None:

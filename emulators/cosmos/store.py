@@ -771,7 +771,8 @@ class Store:
         if shape is not None and self.order_indexes.ensure(shape):
             start = _page_start(continuation)
             bound = compiled.result_bound(params, start + max_items + 1 if max_items > 0 else None)
-            groups = self._ordered_groups(c, shape, where, args)
+            seek_where, seek_args = ordered.seek_sql(shape, compiled.order_seeks, params)
+            groups = self._ordered_groups(c, shape, where + seek_where, args + seek_args)
             try:
                 results: list[Any] | None = compiled.run_ordered(groups, params, bound)
             except sqlite3.Error:  # the planner refused the index (INDEXED BY) or SQLite could not read

@@ -34,6 +34,7 @@ from .values import (
 )
 
 Env = dict[str, Any]
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}  # `a < b` is `b > a`
 Expr = Callable[[Env, dict[str, Any]], Any]
 
 _PARSER = Lark(
@@ -170,6 +171,11 @@ class CompiledQuery:
     # string keys (``c.a.b``, ``c["x y"]``) and nothing (JOIN, DISTINCT, aggregate) needs the whole set:
     # then the store may feed rows already in index order (see ``run_ordered``). None otherwise.
     order_paths: list[tuple[tuple[str, ...], bool]] | None = None
+    # Top-level AND conjuncts comparing the first ORDER BY path with a parameter or literal, as
+    # (operator with the path on the left, value): ``c.createdAt > @after`` → (">", <@after>). The store
+    # seeks the ORDER BY index there instead of reading the partition from its first row; the WHERE is
+    # still evaluated on every row it reads, so a seek only ever skips rows the WHERE would refuse.
+    order_seeks: list[tuple[str, Expr]] = field(default_factory=list)
 
     def _count(self, expr: Expr | None, params: dict[str, Any], what: str) -> int | None:
         if expr is None:
@@ -377,7 +383,27 @@ class _Compiler:
         self.selection(selection, q)
         if paths and not joins and not q.distinct and not q.aggregates and all(p for p, _ in paths):
             q.order_paths = [(p, d) for p, d in paths if p]
+            if "where_clause" in parts:
+                q.order_seeks = self._seeks(_kids(parts["where_clause"])[0], q.order_paths[0][0])
         return q
+
+    def _seeks(self, node: Any, path: tuple[str, ...]) -> list[tuple[str, Expr]]:
+        """Range comparisons of ``path`` with a parameter or a literal among the top-level AND conjuncts."""
+        if isinstance(node, Tree) and node.data == "and_op":
+            left, right = _kids(node)
+            return self._seeks(left, path) + self._seeks(right, path)
+        if not (isinstance(node, Tree) and node.data == "compare"):
+            return []
+        a, op, b = _kids(node)
+        op = str(op)
+        if op not in _FLIPPED:
+            return []
+        constant = ("param", "str_lit", "int_lit", "float_lit")
+        if self._path(a) == path and isinstance(b, Tree) and b.data in constant:
+            return [(op, self.expr(b))]
+        if self._path(b) == path and isinstance(a, Tree) and a.data in constant:
+            return [(_FLIPPED[op], self.expr(a))]
+        return []
 
     def _path(self, node: Any) -> tuple[str, ...] | None:
         """``c.a["b c"]`` → ("a", "b c") when rooted at the FROM alias with string keys only, else None."""

@@ -3,6 +3,7 @@ index, reading only as many documents as the page needs."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -81,6 +82,15 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("SELECT TOP 30 VALUE c.n FROM c ORDER BY c.n", {}),
     ("SELECT * FROM c ORDER BY c.id OFFSET 390 LIMIT 20", {}),
     ("SELECT TOP 0 c.id FROM c ORDER BY c.a", {}),
+    # range bounds on the first ORDER BY path: the store seeks the index there (ordered.seek_sql)
+    ("SELECT TOP 20 c.id, c.a FROM c WHERE c.a > @after ORDER BY c.a, c.id", {"@after": "a"}),
+    ("SELECT c.id FROM c WHERE c.a >= @lo AND c.small != 3 AND @hi > c.a ORDER BY c.a DESC",
+     {"@lo": -1, "@hi": 2.5}),
+    ("SELECT c.id FROM c WHERE c.a < 'é' ORDER BY c.a DESC, c.b", {}),
+    ("SELECT c.id FROM c WHERE c.a <= 0 OR c.a > 'a' ORDER BY c.a", {}),  # OR: no seek, same answer
+    ("SELECT c.id FROM c WHERE c.a > @big ORDER BY c.a", {"@big": 2**53}),  # too big to seek exactly
+    ("SELECT c.id FROM c WHERE c.a > @t ORDER BY c.a", {"@t": False}),  # a type the seek leaves alone
+    ("SELECT c.id FROM c WHERE c.b > 'a' ORDER BY c.a", {}),  # not the first ORDER BY path
 ]
 
 
@@ -164,6 +174,31 @@ def test_top_reads_only_what_the_page_needs() -> None:
     before = s.rows_decoded
     assert s.query(DB, COLL, text, {"@room": "big"}, ["big"], None, -1, None).documents == page.documents
     assert s.rows_decoded - before == 20_000
+
+
+def test_after_a_point_deep_in_a_partition_reads_from_there() -> None:
+    """History's catch-up shape (`WHERE c.room = @room AND c.createdAt > @after ORDER BY c.createdAt,
+    c.id`, TOP 200): with 20,000 older messages before `after`, it decodes about a page, not the room."""
+    s = Store(None)
+    s.create_database({"id": DB})
+    s.create_container(DB, {"id": COLL, "partitionKey": {"paths": ["/room"]}})
+    s.db.execute("BEGIN")
+    for i in range(20_300):
+        created = f"2026-11-28T00:00:{i // 1000:02d}.{i % 1000:03d}Z"
+        doc = {"id": f"m{i:05d}", "room": "big", "createdAt": created}
+        s.upsert_item(DB, COLL, doc, ["big"], upsert=True)
+    s.db.execute("COMMIT")
+    text = (
+        "SELECT TOP 200 c.id, c.createdAt FROM c WHERE c.room = @room AND c.createdAt > @after "
+        "ORDER BY c.createdAt, c.id"
+    )
+    params = {"@room": "big", "@after": "2026-11-28T00:00:20.049Z"}  # message m20049
+    before = s.rows_decoded
+    page = s.query(DB, COLL, text, params, ["big"], None, -1, None)
+    assert [json.loads(d)["id"] for d in page.documents] == [f"m{i:05d}" for i in range(20_050, 20_250)]
+    assert s.rows_decoded - before <= 201
+    s.indexed_order = False
+    assert s.query(DB, COLL, text, params, ["big"], None, -1, None).documents == page.documents
 
 
 def test_nan_and_infinity_are_refused_as_invalid_json() -> None:
