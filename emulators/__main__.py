@@ -1,16 +1,20 @@
-"""`python -m emulators` (what `make run` starts): the whole chat on one machine, in one process.
+"""`python -m emulators` (what `make run` starts): the whole chat on one machine, in two processes.
 
-Starts the Cosmos DB emulator (8081), the SignalR Service emulator (8888) and the local Functions
-host (7071) serving `functions/` on one event loop; creates database `chat` with containers
-`messages` (/room) and `leases` (/id) if missing; the host's connection settings follow the ports
-chosen here. Data lives in `.data/` and survives restarts (`--in-memory` keeps none). Ctrl-C or
-SIGTERM stops everything cleanly.
+Starts the Cosmos DB emulator (8081) and the local Functions host (7071) serving `functions/` on one
+event loop, and the SignalR Service emulator (8888) in a child process of its own, so its WebSocket
+fan-out runs on another core (`--one-process` keeps all three on one loop, as it used to be). The
+Cosmos DB emulator and the host must share a process: its change notification wakes the host's
+change-feed trigger in-process. Creates database `chat` with containers `messages` (/room) and
+`leases` (/id) if missing; the host's connection settings follow the ports chosen here. Data lives in
+`.data/` and survives restarts (`--in-memory` keeps none). Ctrl-C or SIGTERM stops everything
+cleanly; if the SignalR emulator's process dies, that is reported and everything stops (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -58,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--app-dir", type=Path, default=ROOT / "functions",
                    help="the Function App (default functions/)")
     p.add_argument("--verbose", action="store_true", help="also log every Cosmos DB emulator request")
+    p.add_argument("--one-process", action="store_true",
+                   help="run the SignalR emulator on the same event loop as the others (e.g. for a profiler)")
     args = p.parse_args(argv)
     args.data_dir = Path(args.data_dir).resolve()
     return args
@@ -148,7 +154,9 @@ async def ensure_containers(cosmos_url: str, key: str) -> None:
 
 
 class Stack:
-    """The three servers, started in dependency order and closed in reverse."""
+    """The three servers, started in dependency order and closed in reverse. The SignalR emulator
+    runs in a child process (started first, so its imports overlap the Cosmos DB emulator's start)
+    unless `args.one_process`."""
 
     def __init__(self) -> None:
         self.cosmos: Any = None
@@ -156,13 +164,28 @@ class Stack:
         self.functions: Any = None
         self.warnings: list[str] = []
 
+    async def _start_signalr(self, args: argparse.Namespace) -> Any:
+        from emulators.functions import logs
+        from emulators.signalr import WELL_KNOWN_ACCESS_KEY
+        from emulators.signalr import start as start_signalr
+        from emulators.signalr.process import start_process
+
+        if getattr(args, "one_process", False):
+            starting = start_signalr(host=args.host, port=args.signalr_port, key=WELL_KNOWN_ACCESS_KEY)
+        else:
+            starting = start_process(host=args.host, port=args.signalr_port, key=WELL_KNOWN_ACCESS_KEY,
+                                     log_level=logging.getLogger("emulators.signalr").getEffectiveLevel(),
+                                     log_format=logs.FORMAT)
+        try:
+            return await _started("SignalR emulator", args.signalr_port, starting)
+        except RuntimeError as e:  # the child died or said nothing: one line, not a traceback
+            raise StartupError(str(e)) from None
+
     async def start(self, args: argparse.Namespace) -> None:
         from emulators.cosmos import WELL_KNOWN_KEY
         from emulators.cosmos import start as start_cosmos
         from emulators.functions import FunctionLoadError, SettingsError
         from emulators.functions import start as start_functions
-        from emulators.signalr import WELL_KNOWN_ACCESS_KEY
-        from emulators.signalr import start as start_signalr
 
         check_ports_free(args.host, {"Cosmos DB emulator": args.cosmos_port,
                                      "SignalR emulator": args.signalr_port, "Functions host": args.port})
@@ -172,11 +195,17 @@ class Stack:
         data_dir = None if args.in_memory else Path(args.data_dir) / "cosmos"
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True)
-        self.cosmos = await _started("Cosmos DB emulator", args.cosmos_port, start_cosmos(
-            host=args.host, port=args.cosmos_port, data_dir=data_dir, key=WELL_KNOWN_KEY))
-        await ensure_containers(self.cosmos.url, WELL_KNOWN_KEY)
-        self.signalr = await _started("SignalR emulator", args.signalr_port, start_signalr(
-            host=args.host, port=args.signalr_port, key=WELL_KNOWN_ACCESS_KEY))
+        signalr = asyncio.create_task(self._start_signalr(args))
+        try:
+            self.cosmos = await _started("Cosmos DB emulator", args.cosmos_port, start_cosmos(
+                host=args.host, port=args.cosmos_port, data_dir=data_dir, key=WELL_KNOWN_KEY))
+            await ensure_containers(self.cosmos.url, WELL_KNOWN_KEY)
+        except BaseException:
+            # The SignalR part, once started, is ours to close; its own error is not the news here.
+            with contextlib.suppress(Exception):
+                self.signalr = await signalr
+            raise
+        self.signalr = await signalr
         overrides = {
             "CosmosDBConnection": self.cosmos.connection_string,
             "AzureSignalRConnectionString": self.signalr.connection_string,
@@ -195,6 +224,26 @@ class Stack:
                     await part.close()
                 except Exception as e:  # keep closing the others
                     logging.getLogger("emulators").warning("closing %s: %s", type(part).__name__, e)
+
+
+async def until_stopped(stack: Stack, stop: asyncio.Event) -> int:
+    """Wait for Ctrl-C/SIGTERM (→ 0) or for the SignalR emulator's process to die (→ reported, 1): a
+    chat that stores messages but can no longer deliver them must not look alive."""
+    waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
+    exited = getattr(stack.signalr, "exited", None)
+    if exited is not None:
+        waits.add(exited)
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in pending:
+        if w is not exited:
+            w.cancel()
+    if exited is not None and exited in done and not stop.is_set():
+        from emulators.signalr.process import describe_exit
+
+        print(f"error: the SignalR emulator's process stopped on its own ({describe_exit(exited.result())}); "
+              "stopping Cosmic Chat", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -221,16 +270,16 @@ async def main(argv: list[str] | None = None) -> int:
           "Ctrl-C stops it.", flush=True)
     for warning in stack.warnings:
         print(warning, file=sys.stderr, flush=True)
-    await stop.wait()
+    status = await until_stopped(stack, stop)
     await stack.close()
     busy = stack.functions.invoker.busy_threads if stack.functions is not None else 0
     if busy:
         # Python cannot stop a thread, and a normal exit would wait for it: leave now.
         print(f"Cosmic Chat stopped ({busy} sync function call(s) still running were abandoned)", flush=True)
         logging.shutdown()
-        os._exit(0)
+        os._exit(status)
     print("Cosmic Chat stopped", flush=True)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from aiohttp import web
 from .app import create_app
 from .hub import Limits, ServiceState
 
-__all__ = ["WELL_KNOWN_ACCESS_KEY", "Emulator", "Limits", "start"]
+__all__ = ["WELL_KNOWN_ACCESS_KEY", "Emulator", "Endpoint", "Limits", "start"]
 
 # The official emulator's key (Azure/azure-signalr Microsoft.Azure.SignalR.Emulator): local use only.
 WELL_KNOWN_ACCESS_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
@@ -25,14 +25,13 @@ log = logging.getLogger("emulators.signalr")
 
 
 @dataclass
-class Emulator:
-    """A running emulator; ``url`` and ``connection_string`` carry the real port when started on port 0."""
+class Endpoint:
+    """Where an emulator listens: its URL and the connection string an app uses (the real port when
+    started on port 0), whether it runs in this process or in a child (``process.EmulatorProcess``)."""
 
     host: str
     port: int
     key: str
-    state: ServiceState
-    runner: web.AppRunner
 
     @property
     def url(self) -> str:
@@ -47,6 +46,14 @@ class Emulator:
     @property
     def connection_string(self) -> str:
         return f"Endpoint=http://{self._url_host};Port={self.port};AccessKey={self.key};Version=1.0;"
+
+
+@dataclass
+class Emulator(Endpoint):
+    """A running emulator in this process."""
+
+    state: ServiceState
+    runner: web.AppRunner
 
     def stats(self) -> dict[str, Any]:
         return self.state.snapshot()
