@@ -9,9 +9,15 @@ from proxies.registry import FunctionApp
 
 COSMOS = {"connection": "CosmosDBConnection", "database_name": "chat", "container_name": "messages"}
 SIGNALR = {"hub_name": HUB, "connection_string_setting": "AzureSignalRConnectionString"}
+# Binding expressions only (the extension sends each as a SQL parameter). Each query may name only route
+# values: an expression naming an absent query value fails the invocation (docs/api.md "History").
 HISTORY_QUERY = (
     "SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c "
     "WHERE c.room = {room} ORDER BY c.createdAt DESC, c.id DESC"
+)
+HISTORY_AFTER_QUERY = (
+    "SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c "
+    "WHERE c.room = {room} AND c.createdAt > {after} ORDER BY c.createdAt, c.id"
 )
 
 app = FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -29,6 +35,13 @@ def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.H
 @app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_QUERY, partition_key="{room}", **COSMOS)
 def history(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
     return handlers.history(req, documents)
+
+
+@app.function_name("HistoryAfter")
+@app.route(route="api/rooms/{room}/messages/after/{after}", methods=["GET"])
+@app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_AFTER_QUERY, partition_key="{room}", **COSMOS)
+def history_after(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
+    return handlers.history_after(req, documents)
 
 
 @app.function_name("SignalRConfiguration")

@@ -9,13 +9,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import azure.functions as func
 
 from . import presence
 from .errors import ApiError, json_response
 from .logs import invocation
-from .messages import feed_messages, group_action, history_window, new_message, signalr_value
+from .messages import (
+    feed_messages,
+    first_after,
+    group_action,
+    history_window,
+    new_message,
+    signalr_value,
+)
 from .settings import HUB
 from .validation import parse_connection, parse_history_query, parse_message, validate_room
 
@@ -36,15 +44,31 @@ def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.H
 
 @invocation("History")
 def history(req: func.HttpRequest, documents: Iterable[Mapping[str, Any]]) -> func.HttpResponse:
-    """`documents` is the binding's newest-200 window of the room: the binding may only use `{room}`, because
-    the host fails an invocation whose expression names an absent query value (docs/api.md "History
-    window"), so `limit` and `after` are applied here."""
+    """`documents` is the room's newest-200 window (the binding may only use `{room}`: see
+    function_app.py). It answers every request without `after`, and those whose `after` it reaches back
+    to; deeper ones are sent to HistoryAfter, whose query starts at `after` (307, same query)."""
     try:
-        validate_room(req.route_params.get("room"))
+        room = validate_room(req.route_params.get("room"))
         query = parse_history_query(req.params)
     except ApiError as error:
         return error.response()
-    return json_response({"messages": history_window(documents, query.limit, query.after)})
+    messages = history_window(documents, query.limit, query.after)
+    if messages is None:
+        location = f"/api/rooms/{room}/messages/after/{quote(str(query.after), safe=':')}?limit={query.limit}"
+        return func.HttpResponse(status_code=307, headers={"Location": location, "Cache-Control": "no-store"})
+    return json_response({"messages": messages})
+
+
+@invocation("HistoryAfter")
+def history_after(req: func.HttpRequest, documents: Iterable[Mapping[str, Any]]) -> func.HttpResponse:
+    """The first `limit` messages newer than the route's `after`, read from there by the binding."""
+    try:
+        validate_room(req.route_params.get("room"))
+        after = req.route_params.get("after")
+        query = parse_history_query({"limit": req.params.get("limit"), "after": after})
+    except ApiError as error:
+        return error.response()
+    return json_response({"messages": first_after(documents, query.limit)})
 
 
 @invocation("SignalRConfiguration")

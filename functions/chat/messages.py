@@ -13,7 +13,7 @@ from .validation import MessageInput, valid_created_at
 
 PUBLIC_FIELDS = ("id", "room", "user", "text", "createdAt")
 NEW_MESSAGE_TARGET = "newMessage"
-HISTORY_WINDOW = 200  # the TOP of the History binding's query; see docs/api.md "History window"
+HISTORY_WINDOW = 200  # the TOP of both History queries; see docs/api.md "History"
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,22 @@ def _order(message: Mapping[str, str]) -> tuple[str, str]:
 
 def history_window(
     documents: Iterable[Mapping[str, Any]], limit: int, after: str | None
-) -> list[dict[str, str]]:
-    """Slice the binding's newest-200 window: oldest first; latest `limit`, or first `limit` newer than
-    `after`."""
+) -> list[dict[str, str]] | None:
+    """History's answer from the room's newest-200 window, oldest first: the latest `limit`, or the first
+    `limit` newer than `after` -- or None when the window cannot prove it holds every message newer than
+    `after` (it is full and its oldest message is newer than `after`), so HistoryAfter must answer."""
+    documents = list(documents)
     messages = sorted((m for m in map(public_message, documents) if m is not None), key=_order)
     if after is None:
         return messages[-limit:]
+    if len(documents) >= HISTORY_WINDOW and (not messages or messages[0]["createdAt"] > after):
+        return None
     return [m for m in messages if m["createdAt"] > after][:limit]
+
+
+def first_after(documents: Iterable[Mapping[str, Any]], limit: int) -> list[dict[str, str]]:
+    """HistoryAfter's answer: its query already holds the first 200 messages newer than `after`."""
+    return sorted((m for m in map(public_message, documents) if m is not None), key=_order)[:limit]
 
 
 def feed_messages(documents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

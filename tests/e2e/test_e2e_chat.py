@@ -50,6 +50,31 @@ async def test_history_limit_and_after_catch_up(stack, http):
         assert (await r.json())["error"]["field"] == "limit"
 
 
+async def test_catch_up_from_behind_the_newest_200_is_exact(stack, http):
+    """A client 250 messages behind pages through everything it missed: History answers what its
+    newest-200 window proves, and sends older `after` values to HistoryAfter (307, followed)."""
+    base = stack.functions.url
+    room = fresh_room("deep")
+    sent = await asyncio.gather(*(post(http, base, room, "ann", f"m{i}") for i in range(260)))
+    ordered = sorted(sent, key=lambda m: (m["createdAt"], m["id"]))
+    assert await history(http, base, room, limit=200) == ordered[-200:]
+    async with http.get(f"{base}/api/rooms/{room}/messages", params={"after": ordered[9]["createdAt"]},
+                        allow_redirects=False) as r:
+        assert r.status == 307
+        assert r.headers["Location"] == f"/api/rooms/{room}/messages/after/{ordered[9]['createdAt']}?limit=50"
+    # page as www/js/api.js fetchMissed does: the next page starts after the second-newest timestamp, so
+    # messages of one millisecond split across pages all arrive (this run stores several per millisecond)
+    caught_up, after = [], ordered[9]["createdAt"]
+    while len(page := await history(http, base, room, after=after, limit=37)) == 37:
+        caught_up += page
+        after = max(m["createdAt"] for m in page if m["createdAt"] < page[-1]["createdAt"])
+    caught_up += page
+    by_id = {m["id"]: m for m in caught_up}
+    assert sorted(by_id.values(), key=lambda m: (m["createdAt"], m["id"])) == [
+        m for m in ordered if m["createdAt"] > ordered[9]["createdAt"]
+    ]
+
+
 async def test_a_retried_post_with_the_same_id_is_stored_once(stack, http):
     base = stack.functions.url
     room = fresh_room("i")

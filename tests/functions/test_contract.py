@@ -31,6 +31,7 @@ def test_function_names(app_module):
     assert set(table(app_module.app)) == {
         "SaveChat",
         "History",
+        "HistoryAfter",
         "SignalRConfiguration",
         "JoinRoom",
         "LeaveRoom",
@@ -44,6 +45,7 @@ def test_function_names(app_module):
     [
         ("SaveChat", "api/rooms/{room}/messages", ["POST"]),
         ("History", "api/rooms/{room}/messages", ["GET"]),
+        ("HistoryAfter", "api/rooms/{room}/messages/after/{after}", ["GET"]),
         ("SignalRConfiguration", "api/negotiate", ["POST"]),
         ("JoinRoom", "api/rooms/{room}/join", ["POST"]),
         ("LeaveRoom", "api/rooms/{room}/leave", ["POST"]),
@@ -79,6 +81,18 @@ def test_history_reads_with_a_parameterised_query(app_module):
     assert query.startswith("SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c")
     assert query.endswith("ORDER BY c.createdAt DESC, c.id DESC")
     assert "{" not in query.replace("{room}", "")  # only always-present binding data (no limit/after)
+
+
+def test_history_after_reads_from_after_with_route_values_only(app_module):
+    binding = bindings(table(app_module.app)["HistoryAfter"])["documents"]
+    assert binding["type"] == "cosmosDB" and binding["direction"] == "IN"
+    assert {k: binding[k] for k in COSMOS} == COSMOS
+    assert binding["partitionKey"] == "{room}"
+    query = binding["sqlQuery"]
+    assert query.startswith("SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c")
+    assert "c.room = {room} AND c.createdAt > {after}" in query
+    assert query.endswith("ORDER BY c.createdAt, c.id")  # the inverse of the composite index: served by it
+    assert "{" not in query.replace("{room}", "").replace("{after}", "")  # both are route values
 
 
 def test_negotiate_binding_without_required_sign_in(app_module):
@@ -138,7 +152,7 @@ def test_handler_parameters_are_exactly_the_bindings(app_module):
 
 def test_get_functions_can_be_called_again(app_module):
     # azure-functions 1.26 alone raises on the second call; the worker and FileServer both call it.
-    assert len(app_module.app.get_functions()) == len(app_module.app.get_functions()) == 7
+    assert len(app_module.app.get_functions()) == len(app_module.app.get_functions()) == 8
 
 
 def test_requirements_are_runtime_only():

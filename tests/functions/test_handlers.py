@@ -116,6 +116,43 @@ def test_history_limit_and_after(app_module):
     assert body_json(history(app_module, docs, after=doc(200)["createdAt"]))["messages"] == []
 
 
+def test_history_sends_after_older_than_a_full_window_to_history_after(app_module):
+    """The window holds the newest 200 (m0201..m0400): it proves completeness back to m0201 only."""
+    window = [doc(i) for i in range(400, 200, -1)]
+    for older in (doc(150)["createdAt"], doc(200)["createdAt"]):
+        response = history(app_module, window, limit="7", after=older)
+        assert response.status_code == 307
+        assert response.headers["Location"] == f"/api/rooms/general/messages/after/{older}?limit=7"
+        assert response.get_body() == b""
+    at_the_edge = body_json(history(app_module, window, limit="2", after=doc(201)["createdAt"]))["messages"]
+    assert [m["id"] for m in at_the_edge] == ["m0202", "m0203"]
+    # a room with fewer than 200 messages is whole in its window: any `after` is answered here
+    small_room = [doc(i) for i in range(150, 0, -1)]
+    page = body_json(history(app_module, small_room, limit="2", after="2000-01-01T00:00:00.000Z"))["messages"]
+    assert [m["id"] for m in page] == ["m0001", "m0002"]
+
+
+def history_after(app_module, docs, after, **params):
+    route = {**ROOM, "after": after}
+    req = request("GET", f"/api/rooms/general/messages/after/{after}", params=params, route_params=route)
+    return app_module.history_after(req, func.DocumentList(docs))
+
+
+def test_history_after_answers_from_its_query(app_module):
+    oldest_first = [doc(i) for i in range(151, 351)]  # the binding: > after, ORDER BY createdAt, id, TOP 200
+    response = history_after(app_module, oldest_first, doc(150)["createdAt"], limit="3")
+    assert response.status_code == 200
+    assert [m["id"] for m in body_json(response)["messages"]] == ["m0151", "m0152", "m0153"]
+    assert len(body_json(history_after(app_module, oldest_first, doc(150)["createdAt"]))["messages"]) == 50
+    for after, params, field in [
+        ("yesterday", {}, "after"),
+        ("2026-02-30T00:00:00.000Z", {}, "after"),
+        (doc(1)["createdAt"], {"limit": "0"}, "limit"),
+    ]:
+        refused = history_after(app_module, oldest_first, after, **params)
+        assert refused.status_code == 400 and body_json(refused)["error"]["field"] == field
+
+
 def test_history_orders_equal_timestamps_by_id(app_module):
     same = "2026-11-27T21:00:00.000Z"
     docs = [doc(3, created=same), doc(1, created=same), doc(2, created=same)]

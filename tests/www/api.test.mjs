@@ -177,7 +177,25 @@ test("fetchMissed pages with after= while full pages come back", async () => {
   assert.deepEqual(result, { pages: 3, count: 7, complete: true });
   assert.deepEqual(seen, ["id-0", "id-1", "id-2", "id-3", "id-4", "id-5", "id-6"]);
   const afters = fetch.calls.map((c) => new URL(c.url, "http://x").searchParams.get("after"));
-  assert.deepEqual(afters, ["2026-11-27T20:59:00.000Z", page(0, 3)[2].createdAt, page(3, 3)[2].createdAt]);
+  assert.deepEqual(afters, ["2026-11-27T20:59:00.000Z", page(0, 3)[1].createdAt, page(3, 3)[1].createdAt]);
+});
+
+test("fetchMissed does not skip messages of one millisecond split across pages", async () => {
+  // a server that answers like History: the first `limit` messages strictly newer than `after`;
+  // up to `pageSize` messages share a millisecond, and page boundaries fall inside those runs
+  const ms = (n) => `2026-11-27T21:00:00.${String(n).padStart(3, "0")}Z`;
+  const all = [1, 2, 2, 2, 3, 3, 4, 5, 5, 5, 6].map((t, i) => stored({ id: `m${String(i).padStart(2, "0")}`, createdAt: ms(t) }));
+  const server = async (url) => {
+    const q = new URL(url, "http://x").searchParams;
+    const after = q.get("after");
+    return json(200, { messages: all.filter((m) => m.createdAt > after).slice(0, Number(q.get("limit"))) });
+  };
+  const seen = new Set();
+  const result = await fetchMissed(createApi({ fetch: fakeFetch(server) }), "general", {
+    after: ms(0), pageSize: 3, onPage: (p) => p.forEach((m) => seen.add(m.id)),
+  });
+  assert.equal(result.complete, true);
+  assert.deepEqual([...seen].sort(), all.map((m) => m.id));
 });
 
 test("fetchMissed stops when the cursor cannot advance or the page budget is spent", async () => {

@@ -161,10 +161,17 @@ const sleepFor = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Fetches everything newer than `after`, page by page, while a full page
- * comes back. Each next page starts after the last `createdAt` received.
- * `onPage` sees each page as it arrives, so the UI fills in progressively.
- * Stops early if the cursor does not advance (a page of identical
- * timestamps), and after `maxPages` pages; returns `{pages, count, complete}`.
+ * comes back. `onPage` sees each page as it arrives, so the UI fills in
+ * progressively (pages overlap a little; the store merges by id).
+ *
+ * The next page starts after the page's *second-newest* timestamp, not its
+ * newest: messages stored in the same millisecond as the page's last one may
+ * continue on the next page, and `after=` is strictly greater, so starting at
+ * the last timestamp would skip them. Only a page whose messages all share
+ * one millisecond forces the cursor to that millisecond (the contract's
+ * cursor is a timestamp; more than `pageSize` siblings cannot be told
+ * apart). Stops if the cursor cannot advance, and after `maxPages` pages;
+ * returns `{pages, count, complete}`.
  */
 export async function fetchMissed(api, room, { after, pageSize = 50, maxPages = 40, onPage }) {
   let cursor = after;
@@ -177,8 +184,10 @@ export async function fetchMissed(api, room, { after, pageSize = 50, maxPages = 
     if (onPage) onPage(page);
     if (page.length < pageSize) return { pages, count, complete: true };
     const last = page[page.length - 1].createdAt;
-    if (last === cursor) return { pages, count, complete: false };
-    cursor = last;
+    const earlier = page.findLast((m) => m.createdAt < last);
+    const next = earlier ? earlier.createdAt : last;
+    if (next === cursor) return { pages, count, complete: false };
+    cursor = next;
   }
   return { pages, count, complete: false };
 }
