@@ -136,12 +136,22 @@ def log(text: str) -> None:
     print(text, flush=True)
 
 
+def cpu_split(r: dict[str, Any] | PhaseResult) -> str:
+    """ "main 0.60 + signalr 0.45" when the server ran in more than one process, else ""."""
+    parts = (r.get("server_cpu_by_process") if isinstance(r, dict) else r.server_cpu_by_process) or {}
+    if len(parts) < 2:
+        return ""
+    return " + ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items()))
+
+
 def fmt(r: PhaseResult) -> str:
+    split = cpu_split(r)
     return (
         f"{r.server:5} {r.clients:>5} clients @ {r.rate:>5.0f}/s: p50 {r.p50_ms:7.1f} p99 {r.p99_ms:7.1f} "
         f"max {r.max_ms:7.1f} ms; {r.deliveries}/{r.expected} delivered, missing {r.missing}, "
         f"post errors {r.post_errors}, {r.deliveries_per_s:,.0f} deliveries/s, "
-        f"server CPU {r.server_cpu:.2f} cores, other users {r.others_cpu:.2f} cores"
+        f"server CPU {r.server_cpu:.2f} cores{' (' + split + ')' if split else ''}, "
+        f"clients {r.clients_cpu:.2f}, other users {r.others_cpu:.2f} cores"
         f"{'; ABORTED ' + r.aborted if r.aborted else ''}"
     )
 
@@ -227,7 +237,7 @@ async def profile_stack(
 ) -> dict[str, Any]:
     """py-spy (every process of the stack) at a rate past the stack's capacity, so the profile shows
     where a saturated loop spends it, plus the host's invocation log of the same seconds."""
-    spy_rate = max(failed_at or a.rates[-1], a.profile_rate)
+    spy_rate = max(failed_at or (a.rates[-1] if a.rates else 0), a.profile_rate)
     seconds = 15 if not a.quick else 5
     prof: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-spy-") as tmp:
@@ -242,6 +252,10 @@ async def profile_stack(
             prof["invocations"] = e2e_profile.invocations(f.read())
         prof["phase"] = asdict(r)
         prof["py_spy"] = e2e_profile.summarise(raw) if raw.exists() else {"error": "py-spy not run"}
+        if raw.exists():  # the raw stacks, for a closer look (who calls what); not in the repository
+            kept = Path(tempfile.gettempdir()) / "bench-stack-py-spy.txt"
+            kept.write_bytes(raw.read_bytes())
+            prof["py_spy_raw"] = str(kept)
         log(f"profile at {spy_rate:.0f}/s: {json.dumps(prof['invocations'])}")
     return prof
 
@@ -305,7 +319,8 @@ def tables(res: dict[str, Any]) -> str:
         for r in lat:
             out.append(
                 f"| {r['clients']:,} | {r['server']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | {r['server_cpu']:.2f} | "
+                f"{r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | {r['server_cpu']:.2f}"
+                f"{' (' + cpu_split(r) + ')' if cpu_split(r) else ''} | "
                 f"{1000 * r['server_cpu'] / r['rate']:.1f} | {r['server_rss_mib']:.0f} | "
                 f"{r['clients_cpu']:.2f} | {r.get('others_cpu', float('nan')):.2f} |"
             )
@@ -335,7 +350,8 @@ def tables(res: dict[str, Any]) -> str:
             out.append(
                 f"| {r['rate']:.0f} | {r['server']} | {r['achieved_rate']:.0f} | {r['p50_ms']:.1f} | "
                 f"{r['p99_ms']:.1f} | {r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | "
-                f"{r['deliveries_per_s']:,.0f} | {r['server_cpu']:.2f} | "
+                f"{r['deliveries_per_s']:,.0f} | {r['server_cpu']:.2f}"
+                f"{' (' + cpu_split(r) + ')' if cpu_split(r) else ''} | "
                 f"{1000 * r['server_cpu'] / max(r['achieved_rate'], 1e-9):.1f} | "
                 f"{r.get('clients_cpu', float('nan')):.2f} | "
                 f"{r.get('others_cpu', float('nan')):.2f} | {verdict} |"
@@ -378,6 +394,19 @@ def tables(res: dict[str, Any]) -> str:
         out.append("|---|---|")
         out.extend(f"| `{f}` | {pct}% |" for f, pct in spy["inclusive"][:15])
         out.append("")
+        for label, child in (spy.get("children") or {}).items():
+            if not child.get("samples"):
+                continue
+            idle = dict(child["components"]).get(e2e_profile.IDLE, 0.0)
+            out.append(
+                f"{label}: {child['samples']:,} event-loop samples, idle (epoll) {idle}%, "
+                f"logging {child['logging_pct']}%"
+            )
+            out.append("")
+            out.append("| function (inclusive) | share |")
+            out.append("|---|---|")
+            out.extend(f"| `{f}` | {pct}% |" for f, pct in child["inclusive"][:15])
+            out.append("")
     hist = res.get("history")
     if hist:
         out.append(
@@ -423,6 +452,9 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
         log(f"plot: {a.plot}")
     if "throughput" in a.parts:
         res["throughput"] = await throughput_part(a, "profile" in a.parts)
+    elif "profile" in a.parts:  # the profile alone: the stack at --profile-rate, no ladder
+        a.rates, a.throughput_servers = [], ["stack"]
+        res["throughput"] = await throughput_part(a, True)
     if "history" in a.parts:
         with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
             rows = await e2e_history.run(a.history_sizes, 10, 20 if not a.quick else 5, Path(tmp), log)

@@ -67,6 +67,23 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def process_label(pid: int) -> str:
+    """A short name for a server process: "signalr" for the SignalR emulator's child, else "main"."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return "gone"
+    return "signalr" if "emulators.signalr" in cmd else "main"
+
+
+def tree_cpu_by_process(pid: int) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            out[p] = cpu_seconds(p)
+    return out
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (/proc/stat), to tell what else ran meanwhile."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -243,6 +260,7 @@ class PhaseResult:
     achieved_rate: float = 0.0
     deliveries_per_s: float = 0.0
     server_cpu: float = 0.0  # cores (CPU seconds per wall second) during the phase
+    server_cpu_by_process: dict[str, float] = field(default_factory=dict)  # "main" / "signalr" → cores
     clients_cpu: float = 0.0
     server_rss_mib: float = 0.0
     others_cpu: float = 0.0  # cores used by everything else on the machine (other users' work) meanwhile
@@ -296,6 +314,7 @@ class Phase:
         post_times: list[float] = []
         await self.workers.command({"cmd": "start", "phase": self.phase})
         cpu0 = tree_cpu_seconds(self.server.pid)
+        per0 = tree_cpu_by_process(self.server.pid)
         wcpu0 = sum(cpu_seconds(p) for p in self.workers.pids())
         mcpu0, dcpu0 = machine_busy_seconds(), cpu_seconds(os.getpid())
         t_start = time.perf_counter()
@@ -359,6 +378,10 @@ class Phase:
         res.drain_s = t_end - drain_start
         wall = t_end - t_start
         res.server_cpu = (tree_cpu_seconds(self.server.pid) - cpu0) / wall
+        for p, after in tree_cpu_by_process(self.server.pid).items():
+            label = process_label(p)
+            used = (after - per0.get(p, 0.0)) / wall
+            res.server_cpu_by_process[label] = round(res.server_cpu_by_process.get(label, 0.0) + used, 3)
         res.clients_cpu = (sum(cpu_seconds(p) for p in self.workers.pids()) - wcpu0) / wall
         res.server_rss_mib = rss_mib(self.server.pid)
         ours = (res.server_cpu + res.clients_cpu) * wall + cpu_seconds(os.getpid()) - dcpu0

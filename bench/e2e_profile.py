@@ -1,9 +1,11 @@
 """Where the stack's time goes: py-spy on the stack process during a load phase, and the host's own
 one-line-per-invocation log (SaveChat and FeedToSignalR durations, batch sizes).
 
-py-spy samples every thread; the figures here are for the event-loop thread (`MainThread`), which
-runs all three servers and is the one that saturates. "Inclusive" = share of that thread's samples
-in which the function is on the stack; "self" = share in which it is the innermost frame.
+py-spy samples every thread of the stack's process and of its children (`--subprocesses`: the SignalR
+emulator runs in a child of `python -m emulators`); the figures here are for each process's event-loop
+thread (`MainThread`): the top level for the main process (the Cosmos DB emulator and the Functions
+host), `children` for the others. "Inclusive" = share of that thread's samples in which the function
+is on the stack; "self" = share in which it is the innermost frame.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def start_py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] |
             "--format",
             "raw",
             "--threads",
+            "--subprocesses",
             "--nonblocking",
             "-o",
             str(out),
@@ -81,19 +84,28 @@ def component(frames: list[str]) -> str:
     return COMPONENTS[-1][0]
 
 
-def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
-    """Inclusive and self shares of the event-loop thread's samples, largest first."""
+def _split(line: str) -> tuple[str, list[str], int] | None:
+    """(process label, frames from the thread frame inward, samples) of one raw py-spy line; the
+    label is the innermost `process <pid>:"<cmdline>"` frame's command ("" without --subprocesses)."""
+    stack, _, n_text = line.rpartition(" ")
+    frames = stack.split(";")
+    at = next((i for i, f in enumerate(frames) if f.startswith("thread (")), None)
+    if at is None or not n_text.isdigit():
+        return None
+    procs = [f for f in frames[:at] if f.startswith("process ")]
+    label = procs[-1].partition(":")[2].strip('"') if procs else ""
+    return label, frames[at:], int(n_text)
+
+
+def _one(lines: list[tuple[list[str], int]], top: int) -> dict[str, Any]:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     parts: Counter[str] = Counter()
     logging_samples = 0
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n_text = line.rpartition(" ")
-        frames = stack.split(";")
-        if "MainThread" not in frames[0]:
+    for frames, n in lines:
+        if "MainThread" not in frames[0] or len(frames) < 2:
             continue
-        n = int(n_text)
         total += n
         own[_short(frames[-1])] += n
         parts[component(frames)] += n
@@ -106,6 +118,7 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
         "runpy",
         "<module>",
         "emulators/__main__.py",
+        "emulators/signalr/__main__.py",
         "web_protocol.py",
         "web_app.py",
         "tracing/decorator_async.py",
@@ -120,6 +133,26 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
         "inclusive": [(f, round(100 * n / total, 1)) for f, n in incl[:top]],
         "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)],
     }
+
+
+def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
+    """Inclusive and self shares of each process's event-loop thread samples, largest first: the
+    main process at the top level, every other process under `children` (by its command line)."""
+    by_process: dict[str, list[tuple[list[str], int]]] = {}
+    for line in raw.read_text().splitlines():
+        split = _split(line)
+        if split is not None:
+            label, frames, n = split
+            by_process.setdefault(label, []).append((frames, n))
+    if not by_process:
+        return {"samples": 0}
+    main = min(by_process, key=lambda label: ("emulators.signalr" in label, label))
+    out = _one(by_process.pop(main), top)
+    out["children"] = {
+        ("SignalR emulator process" if "emulators.signalr" in label else label[:100]): _one(lines, top)
+        for label, lines in by_process.items()
+    }
+    return out
 
 
 def invocations(log_text: str) -> dict[str, Any]:
