@@ -13,6 +13,12 @@ Functions extension's observable behaviour:
 * Batches of at most `maxItemsPerInvocation` documents; the checkpoint moves only after a
   successful invocation; a failing batch is retried with exponential back-off and logged, never
   skipped (at-least-once).
+* The checkpoint is written after every batch, except that when batches come back to back (the
+  page was full, or more changes were already notified) its write is deferred — up to
+  `CHECKPOINT_INTERVAL` since the last one — and done by a later batch, by the empty read that
+  ends the run, or with the lease's release on a clean stop. A deferred checkpoint only ever holds
+  batches already invoked successfully: a crash re-delivers at most that interval of batches,
+  which at-least-once allows (clients de-duplicate by id); nothing is skipped.
 * `startFromBeginning` / `startFromTime` apply only to a lease without a checkpoint. A fresh lease
   starting "now" records the instant the consumer started (before the host serves HTTP) in the
   lease (`StartTime`) and reads from it (point in time, second granularity, so at worst a change
@@ -52,6 +58,7 @@ STOP_GRACE = 5.0  # how long a clean stop waits for an in-flight batch to be inv
 FIRST_RETRY = 0.5  # back-off for a failing batch: 0.5 s, 1 s, 2 s, ... capped
 MAX_RETRY = 30.0
 RELEASE_TIMEOUT = 2.0  # a clean stop does not wait longer than this for the lease release
+CHECKPOINT_INTERVAL = 0.25  # longest a checkpoint write is deferred while batches come back to back
 
 
 def _now_iso() -> str:
@@ -98,6 +105,9 @@ class ChangeFeedConsumer:
         self._task: asyncio.Task[None] | None = None
         self._lease: dict[str, Any] | None = None
         self._lease_written = 0.0
+        # The continuation after the last successfully invoked batch when its lease write was
+        # deferred (batches coming back to back), else None.
+        self._pending: str | None = None
         self._sub: Any = None
         self._started_at = _now_iso()
         # Held from invoking a batch until its checkpoint is written: a clean stop waits for it so a
@@ -143,9 +153,12 @@ class ChangeFeedConsumer:
         waiting for the lease to expire. Only the owner changes: the checkpoint stays the last one
         written after a successful invocation. After a crash the lease simply expires."""
         lease, self._lease = self._lease, None
+        pending, self._pending = self._pending, None
         if lease is None or lease.get("Owner") != self.owner:
             return
         released = dict(lease, Owner=None, timestamp=_now_iso())
+        if pending is not None:  # a deferred checkpoint: every batch up to it was invoked successfully
+            released["ContinuationToken"] = pending
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT):
                 await self._lease_container().replace_item(
@@ -211,6 +224,13 @@ class ChangeFeedConsumer:
         except (cosmos_errors.CosmosAccessConditionFailedError, cosmos_errors.CosmosResourceNotFoundError):
             raise LeaseLost(self.lease_id) from None
         self._lease_written = time.monotonic()
+        self._pending = None
+
+    def _checkpoint(self) -> str | None:
+        """The latest continuation safe to write: the deferred one, else what the lease holds."""
+        if self._pending is not None:
+            return self._pending
+        return self._lease.get("ContinuationToken") if self._lease else None
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -245,7 +265,7 @@ class ChangeFeedConsumer:
         while (remaining := deadline - time.monotonic()) > 0:
             until_renew = self.lease_renew - (time.monotonic() - self._lease_written)
             if until_renew <= 0:
-                await self._write_lease(self._lease.get("ContinuationToken") if self._lease else None)
+                await self._write_lease(self._checkpoint())
                 continue
             if self._sub is not None:
                 # The in-process notification is reliable, so no timed polling while idle; the
@@ -259,6 +279,7 @@ class ChangeFeedConsumer:
         backoff = FIRST_RETRY
         while True:
             try:
+                self._pending = None  # resume from what the lease holds (at worst, re-deliver)
                 self._lease = await self._acquire()
                 self._lease_written = time.monotonic()
                 await self._consume()
@@ -282,15 +303,24 @@ class ChangeFeedConsumer:
         while True:
             docs, token = await self._next_batch(continuation)
             if not docs:
-                if time.monotonic() - self._lease_written > self.lease_renew:
-                    await self._write_lease(continuation)
+                if self._pending is not None or time.monotonic() - self._lease_written > self.lease_renew:
+                    async with self._in_flight:  # a deferred checkpoint, or the renewal
+                        await self._write_lease(continuation)
                 await self._idle()
                 continue
             async with self._in_flight:
                 await self._deliver(docs)
                 continuation = token
-                await self._write_lease(continuation)
-            if self._sub is not None and len(docs) < self.max_items:
+                more = len(docs) >= self.max_items
+                if not more and self._sub is not None:
+                    # Changes notified since the read that gave this batch: read again at once
+                    # (this consumes the notification that `_idle` would have returned on).
+                    more = await self._sub.wait(0)
+                if more and time.monotonic() - self._lease_written < CHECKPOINT_INTERVAL:
+                    self._pending = continuation  # written by a later batch or the empty read
+                else:
+                    await self._write_lease(continuation)
+            if self._sub is not None and not more:
                 # A short page means the feed was caught up when read; anything written since has
                 # bumped the notification (counted since the wait that led to that read), so wait on
                 # it rather than spend a read to find out. Polling mode reads again, as before.
@@ -314,7 +344,7 @@ class ChangeFeedConsumer:
                 backoff = min(backoff * 2, MAX_RETRY)
                 attempt += 1
                 if time.monotonic() - self._lease_written > self.lease_renew:
-                    await self._write_lease(self._lease.get("ContinuationToken") if self._lease else None)
+                    await self._write_lease(self._checkpoint())
                 continue
             ms = (time.perf_counter() - started) * 1000
             self.invocations += 1
