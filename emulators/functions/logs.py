@@ -17,7 +17,10 @@ class _QuietSdk(logging.Filter):
 
 
 def configure(level: str | int = logging.INFO, quiet: tuple[str, ...] = ()) -> None:
+    from emulators.signalr.logfmt import use_cached_time
+
     logging.basicConfig(level=level, format=FORMAT)
+    use_cached_time()  # the same lines, the date formatted once per second (a line per request)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_QuietSdk())
     logging.getLogger("azure").setLevel(logging.WARNING)

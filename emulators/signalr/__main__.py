@@ -19,6 +19,7 @@ import signal
 import sys
 
 from . import WELL_KNOWN_ACCESS_KEY, start
+from .logfmt import use_cached_time
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         _die_with_parent(args.child_of)
         key = sys.stdin.readline().strip() or WELL_KNOWN_ACCESS_KEY
     logging.basicConfig(level=args.log_level.upper(), format=args.log_format)
+    use_cached_time()  # a line per request: the date formatted once per second, not per line
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_serve(args.host, args.port, key, args.child_of is not None))
     return 0

@@ -8,6 +8,7 @@ URL; the Azure SDKs build it from the endpoint *without* the port (``ServiceEndp
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -115,13 +116,38 @@ def verify_client_token(token: str | None, key: str, target: RequestTarget, hub:
     raise AuthError(f"The access token audience does not match this endpoint's client URL for hub '{hub}'.")
 
 
+# Tokens that passed `verify_rest_token`, by (token, key, target, leeway): a server SDK reuses one
+# token per URL for minutes, and checking its HMAC, base64 and JSON again on every message costs more
+# than the rest of the REST request's own work. Only time-dependent claims are checked again on a hit
+# (a miss, e.g. an expired token, goes through the full check and its exact error).
+_VERIFIED: dict[tuple[str, str, RequestTarget, float], dict[str, Any]] = {}
+_VERIFIED_MAX = 1024
+
+
+def _still_valid(claims: dict[str, Any], leeway: float) -> bool:
+    now = time.time()
+    exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+    try:
+        return (float(exp) > now - leeway and (nbf is None or float(nbf) <= now + leeway)
+                and (iat is None or float(iat) <= now + leeway))
+    except (TypeError, ValueError):
+        return False
+
+
 def verify_rest_token(token: str | None, key: str, target: RequestTarget,
                       leeway: float = 0.0) -> dict[str, Any]:
     """A REST token: ``aud`` must be the request URL (the query is ignored, the port may be left out)."""
+    cache_key = (token or "", key, target, leeway)
+    claims = _VERIFIED.get(cache_key)
+    if claims is not None and _still_valid(claims, leeway):
+        return claims
     claims = verify(token, key, leeway)
     for aud in _audiences(claims):
         ok, parts = _audience_matches_endpoint(aud, target)
         if ok and unquote(parts.path).rstrip("/").lower() == unquote(target.path).rstrip("/").lower():
+            if len(_VERIFIED) >= _VERIFIED_MAX:
+                _VERIFIED.clear()
+            _VERIFIED[cache_key] = claims
             return claims
     raise AuthError("The access token audience does not match the request URL.")
 

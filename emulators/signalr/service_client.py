@@ -19,6 +19,8 @@ from yarl import URL
 
 API_VERSION = "2022-06-01"
 DEFAULT_LIFETIME = 3600
+REST_TOKEN_LIFETIME = 300  # seconds a REST token is valid
+REST_TOKEN_REUSE = 60  # seconds one is reused: it still has at least 240 s to live when sent
 
 
 class SignalRServiceError(Exception):
@@ -92,6 +94,7 @@ class ServiceClient:
         self.endpoint = parse_connection_string(connection_string)
         self._session = session
         self._owns_session = session is None
+        self._tokens: dict[str, tuple[str, float]] = {}  # audience → (REST token, when signed)
 
     async def __aenter__(self) -> ServiceClient:
         return self
@@ -228,6 +231,20 @@ class ServiceClient:
 
     # -- plumbing ------------------------------------------------------------------------------------
 
+    def _rest_token(self, audience: str) -> str:
+        """A REST token for this URL, reused for `REST_TOKEN_REUSE` seconds of its `REST_TOKEN_LIFETIME`
+        (as the Management SDK caches its tokens): signing one per message was measurable, and the
+        same token lets the service skip verifying it again."""
+        now = time.monotonic()
+        cached = self._tokens.get(audience)
+        if cached is not None and now - cached[1] < REST_TOKEN_REUSE:
+            return cached[0]
+        if len(self._tokens) >= 1024:
+            self._tokens.clear()
+        token = _token(audience, self.endpoint.access_key, REST_TOKEN_LIFETIME)
+        self._tokens[audience] = (token, now)
+        return token
+
     def rest_url(self, hub: str, path: str) -> tuple[str, str]:
         """The request URL and the audience the SDK signs for it (same path and query, no port)."""
         suffix = f"/api/hubs/{_seg(hub.lower())}{path}?api-version={API_VERSION}"
@@ -238,7 +255,7 @@ class ServiceClient:
         url, audience = self.rest_url(hub, path)
         if query:
             url += "".join(f"&{quote(k)}={quote(v, safe='')}" for k, v in query)
-        token = _token(audience, self.endpoint.access_key, 300)
+        token = self._rest_token(audience)
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         headers = {"Authorization": f"Bearer {token}"}
