@@ -1,8 +1,12 @@
 """Cosmic Chat's Function App, read as a table of contents: each function is its declaration plus a call into
-`chat` or `proxies`. The contract is documented in docs/api.md and functions/openapi.yaml."""
+`chat` or `proxies`. The contract is documented in docs/api.md and functions/openapi.yaml.
+
+`@fastapi_edge` gives every HTTP function the FastAPI types of HTTP streams (so FileServer can stream an
+external backend's response) while the handlers keep `azure.functions` objects (chat/fastapi_edge.py)."""
 
 import azure.functions as func
 from chat import handlers
+from chat.fastapi_edge import fastapi_edge
 from chat.settings import HUB, signalr_identity
 from proxies import server
 from proxies.registry import FunctionApp
@@ -26,6 +30,7 @@ app = FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 @app.function_name("SaveChat")
 @app.route(route="api/rooms/{room}/messages", methods=["POST"])
 @app.cosmos_db_output(arg_name="message", **COSMOS)
+@fastapi_edge
 def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.HttpResponse:
     return handlers.save_chat(req, message)
 
@@ -33,6 +38,7 @@ def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.H
 @app.function_name("History")
 @app.route(route="api/rooms/{room}/messages", methods=["GET"])
 @app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_QUERY, partition_key="{room}", **COSMOS)
+@fastapi_edge
 def history(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
     return handlers.history(req, documents)
 
@@ -40,6 +46,7 @@ def history(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpRes
 @app.function_name("HistoryAfter")
 @app.route(route="api/rooms/{room}/messages/after/{after}", methods=["GET"])
 @app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_AFTER_QUERY, partition_key="{room}", **COSMOS)
+@fastapi_edge
 def history_after(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
     return handlers.history_after(req, documents)
 
@@ -49,6 +56,7 @@ def history_after(req: func.HttpRequest, documents: func.DocumentList) -> func.H
 @app.generic_input_binding(
     arg_name="connectionInfo", type="signalRConnectionInfo", **SIGNALR, **signalr_identity()
 )
+@fastapi_edge
 def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
     return handlers.negotiate(req, connectionInfo)
 
@@ -56,6 +64,7 @@ def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
 @app.function_name("JoinRoom")
 @app.route(route="api/rooms/{room}/join", methods=["POST"])
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
+@fastapi_edge
 async def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
     return await handlers.join_room(req, actions)
 
@@ -63,6 +72,7 @@ async def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpR
 @app.function_name("LeaveRoom")
 @app.route(route="api/rooms/{room}/leave", methods=["POST"])
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
+@fastapi_edge
 async def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
     return await handlers.leave_room(req, actions)
 
@@ -89,6 +99,7 @@ def feed_to_signalr(documents: func.DocumentList, signalr: func.Out[str]) -> Non
     arg_name="connectionInfo", type="signalRConnectionInfo", **SIGNALR, **signalr_identity()
 )
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
+@fastapi_edge
 async def file_server(
     req: func.HttpRequest, message: func.Out[func.Document], connectionInfo: str, actions: func.Out[str]
 ) -> func.HttpResponse:

@@ -126,7 +126,12 @@ _BINARY_TYPES = ("application/octet-stream", "multipart/")
 async def request_datum(request: web.Request, route_params: dict[str, str]) -> Datum:
     """aiohttp request → the `http` TypedData the host sends the worker."""
     body = await request.read()
-    ctype = request.headers.get("Content-Type", "").lower()
+    datum = request_head_datum(request, route_params)
+    datum.value["body"] = _body_datum(body, request.headers.get("Content-Type", "").lower())
+    return datum
+
+
+def _body_datum(body: bytes, ctype: str) -> Datum:
     if not body:
         body_datum = Datum(type="bytes", value=b"")
     elif ctype.startswith(_BINARY_TYPES):
@@ -136,6 +141,11 @@ async def request_datum(request: web.Request, route_params: dict[str, str]) -> D
             body_datum = Datum(type="string", value=body.decode("utf-8"))
         except UnicodeDecodeError:
             body_datum = Datum(type="bytes", value=body)
+    return body_datum
+
+
+def request_head_datum(request: web.Request, route_params: dict[str, str]) -> Datum:
+    """Everything but the body (which an HTTP streams function reads itself)."""
     query: dict[str, str] = {}
     # The host sends one string per key; repeated keys are joined with commas (StringValues).
     for k, v in parse_qsl(request.query_string, keep_blank_values=True):
@@ -150,7 +160,7 @@ async def request_datum(request: web.Request, route_params: dict[str, str]) -> D
         "headers": {k: Datum(type="string", value=v) for k, v in headers.items()},
         "query": {k: Datum(type="string", value=v) for k, v in query.items()},
         "params": {k: Datum(type="string", value=v) for k, v in route_params.items()},
-        "body": body_datum,
+        "body": Datum(type="bytes", value=b""),
     })
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from . import conversion
+from . import conversion, http_streams
 from .expressions import BindingExpressionError
 from .invoker import InvocationError, Invoker
 from .loader import FunctionDef, FunctionLoadError
@@ -116,7 +116,8 @@ class HttpFrontDoor:
                     resp = await self._dispatch(request)
             finally:
                 self.outstanding -= 1
-        self._cors(request, resp)
+        if not resp.prepared:  # a streamed response got its CORS headers before they were sent
+            self._cors(request, resp)
         return resp
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -131,6 +132,8 @@ class HttpFrontDoor:
         route, values = found
         fd: FunctionDef = route.target  # type: ignore[assignment]
         trigger = f"http {request.method} {request.path}"
+        if fd.http_streams:
+            return await self._dispatch_stream(request, fd, values, trigger, started)
         datum = await conversion.request_datum(request, values)
         data = conversion.request_binding_data(datum)
         try:
@@ -141,13 +144,60 @@ class HttpFrontDoor:
                 out = next(iter(result.http_outputs.values()), None)
             response = conversion.response_from_datum(out)
         except InvocationError as e:
-            ms = (time.perf_counter() - started) * 1000
-            log.error("%s %s → 500 in %.1f ms (Failed: %s)\n%s", fd.name, trigger, ms, e,
-                      "".join(traceback.format_exception(e.cause)).rstrip())
-            message = (str(e.cause) if isinstance(e.cause, BindingExpressionError)
-                       else "The function failed; the host log has the details.")
-            return error_response(500, "FunctionInvocationFailed", message, function=fd.name)
+            return self._failed(fd, trigger, started, e)
         ms = (time.perf_counter() - started) * 1000
         log.info("%s %s → %d in %.1f ms (Succeeded, id=%s)", fd.name, trigger, response.status, ms,
                  result.invocation_id)
         return response
+
+    def _failed(self, fd: FunctionDef, trigger: str, started: float, e: InvocationError) -> web.Response:
+        ms = (time.perf_counter() - started) * 1000
+        log.error("%s %s → 500 in %.1f ms (Failed: %s)\n%s", fd.name, trigger, ms, e,
+                  "".join(traceback.format_exception(e.cause)).rstrip())
+        message = (str(e.cause) if isinstance(e.cause, BindingExpressionError)
+                   else "The function failed; the host log has the details.")
+        return error_response(500, "FunctionInvocationFailed", message, function=fd.name)
+
+    async def _dispatch_stream(self, request: web.Request, fd: FunctionDef, values: dict[str, str],
+                               trigger: str, started: float) -> web.StreamResponse:
+        """HTTP streams (http_streams.py): the body is read by the function as it arrives, and the
+        response is written as the function's Response produces it; the log line comes at its end."""
+        length = request.content_length
+        if length is not None and length > http_streams.MAX_BODY:
+            return error_response(413, "RequestTooLarge", f"the body is over {http_streams.MAX_BODY} bytes")
+        # Binding expressions see route values, query and headers; the body is the function's to read.
+        data = conversion.request_binding_data(conversion.request_head_datum(request, values))
+        scope = http_streams.asgi_scope(request, values)
+        receive = http_streams.body_receiver(request)
+        from starlette.requests import Request
+
+        try:
+            result = await self.invoker.invoke(fd, conversion.Datum(type="http", value=None), data,
+                                               stream_request=Request(scope, receive))
+        except InvocationError as e:
+            return self._failed(fd, trigger, started, e)
+        response = result.stream_response
+        if not callable(response) or not hasattr(response, "status_code"):
+            return self._failed(fd, trigger, started, InvocationError("return value", TypeError(
+                f"an HTTP streams function must return a FastAPI Response, not {type(response).__name__}")))
+        writer = http_streams.ResponseWriter(request, lambda stream: self._cors(request, stream))
+        try:
+            await response(scope, receive, writer.send)
+            if writer.stream is None:
+                raise RuntimeError("the response sent no status line")
+        except Exception as e:
+            if writer.stream is None:  # nothing sent yet: still an ordinary failure
+                return self._failed(fd, trigger, started, InvocationError("response", e))
+            # The status is out: all that is left is to cut the body short. Closing the connection before
+            # the terminating chunk is how the client learns the body is incomplete.
+            ms = (time.perf_counter() - started) * 1000
+            log.warning("%s %s → %d in %.1f ms (Succeeded, id=%s; body cut short: %s: %s)", fd.name, trigger,
+                        writer.stream.status, ms, result.invocation_id, type(e).__name__, e)
+            if request.transport is not None:
+                request.transport.close()
+            return writer.stream
+        stream = writer.stream
+        ms = (time.perf_counter() - started) * 1000
+        log.info("%s %s → %d in %.1f ms (Succeeded, id=%s)", fd.name, trigger, stream.status, ms,
+                 result.invocation_id)
+        return stream

@@ -49,6 +49,7 @@ class InvocationResult:
     invocation_id: str
     return_datum: Datum | None
     http_outputs: dict[str, Datum]
+    stream_response: Any = None  # HTTP streams: the handler's Starlette Response, as returned
 
 
 class Invoker:
@@ -82,12 +83,14 @@ class Invoker:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def invoke(self, fd: FunctionDef, trigger_datum: Datum,
-                     data: Mapping[str, Any]) -> InvocationResult:
+                     data: Mapping[str, Any], stream_request: Any = None) -> InvocationResult:
+        """`stream_request`: for an HTTP streams function, the Starlette Request the front door built;
+        the handler gets it as is, and its Response comes back in `stream_response`."""
         invocation_id = str(uuid.uuid4())
         kwargs: dict[str, Any] = {}
         try:
-            kwargs[fd.trigger.name] = conversion.decode(
-                fd.trigger.type, trigger_datum, fd.annotations.get(fd.trigger.name))
+            kwargs[fd.trigger.name] = (stream_request if fd.http_streams else conversion.decode(
+                fd.trigger.type, trigger_datum, fd.annotations.get(fd.trigger.name)))
         except Exception as e:
             raise InvocationError(f"trigger {fd.trigger.name!r}", e) from e
         for b in fd.inputs:
@@ -131,6 +134,8 @@ class Invoker:
             except Exception as e:
                 raise InvocationError(f"output binding {b.name!r} ({b.type})", e) from e
         return_datum = None
+        if fd.http_streams:
+            return InvocationResult(invocation_id, None, http_outputs, stream_response=result)
         if fd.return_binding is not None and result is not None:
             try:
                 return_datum = conversion.encode(fd.return_binding.type, result, fd.return_annotation)

@@ -67,6 +67,9 @@ class FunctionDef:
     annotations: dict[str, Any] = field(default_factory=dict)
     context_param: str | None = None
     return_annotation: Any = None
+    # HTTP streams (azurefunctions-extensions-http-fastapi): the trigger parameter is a FastAPI/Starlette
+    # Request and the return value a Starlette Response, passed through as objects, not TypedData.
+    http_streams: bool = False
 
     def out_type(self, binding: BindingSpec) -> Any:
         """T of a `func.Out[T]` parameter, or None when unannotated."""
@@ -152,7 +155,7 @@ def _check_annotations(fd: FunctionDef, bindings: list[BindingSpec]) -> None:
     so that an app that starts here also starts in Azure."""
     for b in bindings:
         anno = fd.annotations.get(b.name)
-        if anno is None or b.name == "$return":
+        if anno is None or b.name == "$return" or (fd.http_streams and b is fd.trigger):
             continue
         conv = _converter(b.type)
         origin = typing.get_origin(anno)
@@ -254,9 +257,35 @@ def index_app(app: func.FunctionRegister, get_setting: Callable[[str], str | Non
             raise FunctionLoadError(
                 f"function {name!r}: binding(s) {', '.join(sorted(missing))} declared but not parameters "
                 f"of {user_fn.__name__}()")
+        fd.http_streams = fd.trigger.type == "httpTrigger" and _is_streams_request(
+            fd.annotations.get(fd.trigger.name))
         _check_annotations(fd, bindings)
         defs.append(fd)
+    _check_http_streams(defs)
     return defs
+
+
+def _is_streams_request(annotation: Any) -> bool:
+    """A Starlette Request (FastAPI's is the same class): the worker's HTTP streams mode. Imported lazily:
+    only apps that use the extension need starlette."""
+    if not isinstance(annotation, type) or "starlette" not in sys.modules:
+        return False
+    from starlette.requests import Request
+
+    return issubclass(annotation, Request)
+
+
+def _check_http_streams(defs: list[FunctionDef]) -> None:
+    """HTTP streams are app-wide in the worker: once one function takes the FastAPI types, the host proxies
+    every HTTP invocation to the worker's web server, where `func.HttpRequest` functions no longer work.
+    Refused at start-up here, so that the mistake is not found in Azure."""
+    http = [fd for fd in defs if fd.trigger.type == "httpTrigger"]
+    streams = [fd.name for fd in http if fd.http_streams]
+    classic = [fd.name for fd in http if not fd.http_streams]
+    if streams and classic:
+        raise FunctionLoadError(
+            f"HTTP streams are on ({', '.join(streams)} take a FastAPI Request), so every HTTP function must "
+            f"take one; {', '.join(classic)} take(s) func.HttpRequest")
 
 
 def load_app(app_dir: Path,

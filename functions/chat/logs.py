@@ -25,8 +25,8 @@ _targets: ContextVar[list[str] | None] = ContextVar("cosmic_chat_targets", defau
 
 
 def _outcome(result: object) -> str:
-    if isinstance(result, func.HttpResponse):
-        return str(result.status_code)
+    if isinstance(result, func.HttpResponse) or isinstance(getattr(result, "status_code", None), int):
+        return str(result.status_code)  # type: ignore[attr-defined]  # also FileServer's streamed response
     if isinstance(result, str):
         return result
     return "ok"

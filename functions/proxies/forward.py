@@ -1,13 +1,17 @@
-"""Forwarding to an external backend with aiohttp: bounded in time and size, never blocking the event loop.
+"""Forwarding to an external backend with aiohttp, streamed: the backend's body goes to the client chunk by
+chunk as it arrives (HTTP streams, chat/fastapi_edge.py), so memory stays bounded whatever its size.
 
-The Python v2 HttpResponse is buffered, so the backend body is read in chunks up to a cap and returned
-whole; an over-long body is a 502 rather than unbounded memory. Timeouts → 504, connection failures → 502."""
+Until the backend's status line and headers arrive, failures are answers: connect/read timeouts → 504,
+connection failures → 502. After that the status is sent; a backend that stalls longer than the read
+timeout between two chunks, or breaks off, cuts the client's response short (its connection closes before
+the end of the chunked body), which is how HTTP says "incomplete"."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,8 +31,6 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
-MAX_BODY = 10 * 1024 * 1024
-CHUNK = 64 * 1024
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
     weakref.WeakKeyDictionary()
@@ -36,10 +38,28 @@ _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSe
 
 
 @dataclass
-class BackendResponse:
+class BackendStream:
+    """An open backend response: status and headers now, the body by `chunks()`, released at its end (or
+    by `close()` when the body is not wanted: HEAD, a body override)."""
+
     status: int
     headers: dict[str, str]
-    body: bytes
+    response: aiohttp.ClientResponse
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.response.content.iter_any():
+                yield chunk
+        except TimeoutError:
+            raise ForwardError(504, "backend_timeout", "the backend stalled mid-body") from None
+        except aiohttp.ClientError as error:
+            broke = f"the backend broke off: {type(error).__name__}"
+            raise ForwardError(502, "backend_unreachable", broke) from None
+        finally:
+            self.response.release()
+
+    def close(self) -> None:
+        self.response.close()
 
 
 class ForwardError(Exception):
@@ -51,8 +71,10 @@ class ForwardError(Exception):
 
 
 def timeouts() -> aiohttp.ClientTimeout:
-    total = float(os.environ.get("PROXY_TIMEOUT_SECONDS", "30"))
-    return aiohttp.ClientTimeout(total=total, connect=min(total, 10.0))
+    """No total: a stream may rightly last long. What is bounded is waiting: for the connection, and for
+    each read (the headers, then every chunk)."""
+    idle = float(os.environ.get("PROXY_TIMEOUT_SECONDS", "30"))
+    return aiohttp.ClientTimeout(total=None, connect=min(idle, 10.0), sock_read=idle)
 
 
 def _session() -> aiohttp.ClientSession:
@@ -76,29 +98,20 @@ def clean_headers(headers: dict[str, str] | object) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}  # type: ignore[attr-defined]
 
 
-async def forward(method: str, url: str, headers: dict[str, str], body: bytes) -> BackendResponse:
+async def open_stream(method: str, url: str, headers: dict[str, str], body: bytes) -> BackendStream:
     try:
-        async with _session().request(
+        response = await _session().request(
             method,
             url,
             headers=clean_headers(headers),
             data=body or None,
             allow_redirects=False,
             timeout=timeouts(),
-        ) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_chunked(CHUNK):
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise ForwardError(
-                        502, "backend_too_large", f"the backend answered more than {MAX_BODY} bytes"
-                    )
-                chunks.append(chunk)
-            return BackendResponse(response.status, clean_headers(response.headers), b"".join(chunks))
+        )
     except TimeoutError:
         raise ForwardError(504, "backend_timeout", "the backend did not answer in time") from None
     except aiohttp.ClientError as error:
         raise ForwardError(
             502, "backend_unreachable", f"the backend failed: {type(error).__name__}"
         ) from None
+    return BackendStream(response.status, clean_headers(response.headers), response)

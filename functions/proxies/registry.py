@@ -53,7 +53,8 @@ def http_functions(app: func.FunctionApp, exclude: str | None = None) -> list[Ht
         trigger = fn.get_trigger()
         if name == exclude or not fn.is_http_function() or trigger is None:
             continue
-        handler = fn.get_user_function()
+        # Called in-process with azure.functions objects: the handler under chat.fastapi_edge's wrapper.
+        handler = inspect.unwrap(fn.get_user_function())
         params = list(inspect.signature(handler).parameters)
         trigger_arg = trigger.name
         found.append(

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
+from azurefunctions.extensions.http.fastapi import Response, StreamingResponse
 from chat.errors import ApiError, json_response, method_not_allowed, not_found
 from chat.logs import invocation
 from chat.validation import MAX_BODY_BYTES
@@ -68,7 +69,7 @@ class _Lookup:
         self.req = req
         self.route_values = route_values
         self.encode = encode
-        self.backend: func.HttpResponse | None = None
+        self.backend: func.HttpResponse | Response | None = None
 
     def __call__(self, key: str) -> str | None:
         if key in self.route_values:
@@ -157,15 +158,25 @@ def _request_overrides(
     return method, headers, params, body
 
 
-def _apply_response_overrides(
-    response: func.HttpResponse, proxy: Proxy, lookup: _Lookup
-) -> func.HttpResponse:
+class BackendStreamingResponse(StreamingResponse):
+    """An external backend's body on its way to the client; `backend` is closed if the body is dropped."""
+
+    def __init__(self, backend: forward.BackendStream, headers: dict[str, str]) -> None:
+        super().__init__(backend.chunks(), status_code=backend.status, headers=headers)
+        self.backend = backend
+
+
+Answer = func.HttpResponse | Response
+
+
+def _apply_response_overrides(response: Answer, proxy: Proxy, lookup: _Lookup) -> Answer:
+    """`response.*` overrides. A streamed backend body stays streamed unless `response.body` replaces it."""
     if not proxy.response_overrides:
         return response
     lookup.backend = response
     status = response.status_code
     headers = dict(response.headers.items())
-    body = response.get_body()
+    body: bytes | None = None
     for key, value in proxy.response_overrides.items():
         if key == "response.body":
             body = (
@@ -185,8 +196,25 @@ def _apply_response_overrides(
             if text:
                 headers[name] = text
         # response.statusReason: the Python worker cannot set a reason phrase; accepted and ignored.
+    if isinstance(response, BackendStreamingResponse):
+        if body is None:
+            response.status_code = status
+            for name in list(response.headers.keys()):
+                del response.headers[name]
+            for name, value in headers.items():
+                response.headers[name] = value
+            return response
+        response.backend.close()
+        headers.pop("content-length", None)
+        return func.HttpResponse(body, status_code=status, headers=headers)
+    if body is None:
+        body = response.get_body()  # type: ignore[union-attr]  # in-process and static answers
     return func.HttpResponse(
-        body, status_code=status, headers=headers, mimetype=response.mimetype, charset=response.charset
+        body,
+        status_code=status,
+        headers=headers,
+        mimetype=response.mimetype,  # type: ignore[union-attr]
+        charset=response.charset,  # type: ignore[union-attr]
     )
 
 
@@ -256,7 +284,7 @@ async def _backend(
     proxy: Proxy,
     values: Mapping[str, str],
     bindings: Mapping[str, Any],
-) -> func.HttpResponse:
+) -> Answer:
     raw = proxy.backend_uri
     if raw is None:
         return func.HttpResponse(status_code=200)
@@ -279,16 +307,13 @@ async def _backend(
     headers = _external_headers(headers, proxy)
     headers["X-Forwarded-Host"] = urlsplit(req.url).netloc
     try:
-        backend = await forward.forward(method, url, headers, body)
+        backend = await forward.open_stream(method, url, headers, body)
     except forward.ForwardError as error:
         return ApiError(error.status, error.code, error.message).response()
-    ctype = backend.headers.pop("Content-Type", None) or backend.headers.pop("content-type", None)
-    response_headers = dict(backend.headers)
-    if ctype:
-        response_headers["Content-Type"] = ctype
-    return func.HttpResponse(
-        b"" if req.method == "HEAD" else backend.body, status_code=backend.status, headers=response_headers
-    )
+    if req.method == "HEAD":
+        backend.close()
+        return func.HttpResponse(b"", status_code=backend.status, headers=backend.headers)
+    return BackendStreamingResponse(backend, backend.headers)
 
 
 @invocation(FILESERVER)
@@ -297,7 +322,7 @@ async def serve(
     req: func.HttpRequest,
     bindings: Mapping[str, Any],
     proxies: list[Proxy] | None = None,
-) -> func.HttpResponse:
+) -> Answer:
     path = req.route_params.get("path") or ""
     method = req.method
     allowed: set[str] = set()

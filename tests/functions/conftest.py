@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -15,11 +18,26 @@ if str(FUNCTIONS) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS))
 
 
+class AppModule:
+    """function_app with each function as its handler is written: `azure.functions` objects in and out.
+    The worker calls them through chat.fastapi_edge's FastAPI wrapper (tested in test_fastapi_edge.py and
+    through the host); FileServer's in-process dispatch calls them unwrapped, as these tests do."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.module, name)
+        built = getattr(value, "_function", value)  # the decorators leave a FunctionBuilder behind
+        user_function = getattr(built, "get_user_function", None)
+        return inspect.unwrap(user_function()) if callable(user_function) else value
+
+
 @pytest.fixture
 def app_module(monkeypatch: pytest.MonkeyPatch):
     """function_app imported afresh, so decorators see the environment the test sets up."""
     monkeypatch.delenv("CHAT_REQUIRE_AUTH", raising=False)
     sys.modules.pop("function_app", None)
     module = importlib.import_module("function_app")
-    yield module
+    yield AppModule(module)
     sys.modules.pop("function_app", None)

@@ -14,9 +14,15 @@ from proxies import config, forward, server
 from proxies.routes import RouteTemplate
 
 
+class Seen(list):
+    """The requests the backend received; `release` lets its held-back responses go on."""
+
+    release: asyncio.Event
+
+
 @pytest.fixture
 async def backend():
-    seen: list[dict] = []
+    seen = Seen()
 
     async def echo(request: web.Request) -> web.Response:
         seen.append(
@@ -32,7 +38,7 @@ async def backend():
             {"echo": request.path}, status=207, headers={"X-Backend": "yes", "X-Drop": "1"}
         )
 
-    release = asyncio.Event()
+    release = seen.release = asyncio.Event()
 
     async def slow(request: web.Request) -> web.Response:
         await asyncio.wait_for(release.wait(), 5)
@@ -45,9 +51,21 @@ async def backend():
             await response.write(b"x" * 65536)
         return response
 
+    async def drip(request: web.Request) -> web.StreamResponse:
+        """`first`, then (once the test says so) `second`; or `first` and a stall with ?stall=1."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"first")
+        await asyncio.wait_for(release.wait(), 5)
+        if request.query.get("stall"):
+            await asyncio.sleep(5)
+        await response.write(b"second")
+        return response
+
     app = web.Application()
     app.router.add_route("*", "/slow", slow)
     app.router.add_get("/big", big)
+    app.router.add_get("/drip", drip)
     app.router.add_route("*", "/{tail:.*}", echo)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -75,7 +93,16 @@ async def serve(app_module, proxies, method, path, body=b"", params=None, header
         body=body,
     )
     bindings = bindings or {"message": Out(), "actions": Out(), "connectionInfo": "{}"}
-    return await server.serve(app_module.app, req, bindings, proxies=table(proxies))
+    return await drained(await server.serve(app_module.app, req, bindings, proxies=table(proxies)))
+
+
+async def drained(response):
+    """An external backend's streamed answer, read to its end, as a func.HttpResponse (status, headers and
+    body), so assertions read the same for every kind of backend."""
+    if not isinstance(response, server.BackendStreamingResponse):
+        return response
+    body = b"".join([chunk async for chunk in response.body_iterator])
+    return func.HttpResponse(body, status_code=response.status_code, headers=dict(response.headers.items()))
 
 
 def test_route_templates():
@@ -240,12 +267,54 @@ async def test_unreachable_backend_is_502(app_module, free_port):
     await forward.close_sessions()
 
 
-async def test_oversized_backend_body_is_502(app_module, backend, monkeypatch):
+async def test_a_large_backend_body_is_streamed_whole(app_module, backend):
     address, _ = backend
-    monkeypatch.setattr(forward, "MAX_BODY", 1024 * 1024)
     proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/big"}}
     response = await serve(app_module, proxies, "GET", "ext")
-    assert response.status_code == 502 and body_json(response)["error"]["code"] == "backend_too_large"
+    assert response.status_code == 200 and response.get_body() == b"x" * (40 * 65536)
+
+
+def streamed(address: str, query: str = "") -> list[config.Proxy]:
+    return table({"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/drip{query}"}})
+
+
+async def test_the_backend_body_reaches_the_client_as_it_arrives(app_module, backend):
+    """The first chunk is handed on while the backend still holds back the second: nothing waits for the
+    whole body."""
+    address, _ = backend
+    req = func.HttpRequest("GET", "https://chat.example/ext", body=b"", route_params={"path": "ext"})
+    response = await server.serve(app_module.app, req, {}, proxies=streamed(address))
+    assert isinstance(response, server.BackendStreamingResponse)
+    assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
+    chunks = response.body_iterator
+    assert await anext(chunks) == b"first"
+    assert not backend[1].release.is_set()  # the backend has not sent the rest yet
+    backend[1].release.set()
+    assert b"".join([c async for c in chunks]) == b"second"
+
+
+async def test_a_backend_that_stalls_mid_body_cuts_the_stream(app_module, backend, monkeypatch):
+    address, _ = backend
+    monkeypatch.setenv("PROXY_TIMEOUT_SECONDS", "0.3")
+    req = func.HttpRequest("GET", "https://chat.example/ext", body=b"", route_params={"path": "ext"})
+    response = await server.serve(app_module.app, req, {}, proxies=streamed(address, "?stall=1"))
+    chunks = response.body_iterator
+    assert await anext(chunks) == b"first"
+    backend[1].release.set()
+    with pytest.raises(forward.ForwardError) as cut:
+        await anext(chunks)
+    assert cut.value.status == 504  # status 200 is already out: the client sees the body cut short
+
+
+async def test_a_body_override_drops_the_backend_body(app_module, backend):
+    address, _ = backend
+    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/drip",
+                       "responseOverrides": {"response.body": "replaced", "response.statusCode": "203"}}}
+    req = func.HttpRequest("GET", "https://chat.example/ext", body=b"", route_params={"path": "ext"})
+    response = await server.serve(app_module.app, req, {}, proxies=table(proxies))
+    assert isinstance(response, func.HttpResponse)
+    assert response.status_code == 203 and response.get_body() == b"replaced"
+    assert not backend[1].release.is_set()  # answered without waiting for the backend's body
 
 
 async def test_missing_app_setting_is_a_named_configuration_error(app_module, monkeypatch):

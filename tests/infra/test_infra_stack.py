@@ -301,6 +301,7 @@ def test_app_settings_keyless_and_complete(dev: Run):
         "APPLICATIONINSIGHTS_CONNECTION_STRING": connection,
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={CLIENT_ID};Authorization=AAD",
         "AzureWebJobsDisableHomepage": "true",
+        "PYTHON_ENABLE_INIT_INDEXING": "1",
     }
     for value in settings.values():
         assert not re.search(r"AccountKey=|SharedAccessSignature|AccessKey=|sig=", value), value
