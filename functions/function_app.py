@@ -90,18 +90,15 @@ def feed_to_signalr(documents: func.DocumentList, signalr: func.Out[str]) -> Non
     handlers.feed_to_signalr(documents, signalr)
 
 
-# The catch-all. It declares the bindings its in-process proxy targets need, under the same names, and
-# passes them on (see docs/api.md "proxies.json"); output bindings left unset write nothing.
+# The catch-all. It declares the output bindings of its in-process proxy targets, under the same names, and
+# passes them on; left unset they write nothing. A target that needs an input binding is called over HTTP
+# instead, so that no static request pays for one (see docs/api.md "proxies.json").
 @app.function_name("FileServer")
 @app.route(route="{*path}")
 @app.cosmos_db_output(arg_name="message", **COSMOS)
-@app.generic_input_binding(
-    arg_name="connectionInfo", type="signalRConnectionInfo", **SIGNALR, **signalr_identity()
-)
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
 @fastapi_edge
 async def file_server(
-    req: func.HttpRequest, message: func.Out[func.Document], connectionInfo: str, actions: func.Out[str]
+    req: func.HttpRequest, message: func.Out[func.Document], actions: func.Out[str]
 ) -> func.HttpResponse:
-    bindings = {"message": message, "connectionInfo": connectionInfo, "actions": actions}
-    return await server.serve(app, req, bindings)
+    return await server.serve(app, req, {"message": message, "actions": actions})

@@ -45,6 +45,7 @@ class BackendStream:
     status: int
     headers: dict[str, str]
     response: aiohttp.ClientResponse
+    own_session: aiohttp.ClientSession | None = None  # closed with the stream (see `open_stream`)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -57,9 +58,13 @@ class BackendStream:
             raise ForwardError(502, "backend_unreachable", broke) from None
         finally:
             self.response.release()
+            if self.own_session is not None:
+                await self.own_session.close()
 
     def close(self) -> None:
         self.response.close()
+        if self.own_session is not None:
+            self._closing = asyncio.get_running_loop().create_task(self.own_session.close())
 
 
 class ForwardError(Exception):
@@ -77,13 +82,17 @@ def timeouts() -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=min(idle, 10.0), sock_read=idle)
 
 
+def _new_session() -> aiohttp.ClientSession:
+    """Bodies pass through byte for byte (no decompression); no cookie is ever kept across callers."""
+    return aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+
+
 def _session() -> aiohttp.ClientSession:
     """One pooled session per event loop, so keep-alive connections are reused across invocations."""
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None or session.closed:
-        session = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
-        _sessions[loop] = session
+        session = _sessions[loop] = _new_session()
     return session
 
 
@@ -98,9 +107,14 @@ def clean_headers(headers: dict[str, str] | object) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}  # type: ignore[attr-defined]
 
 
-async def open_stream(method: str, url: str, headers: dict[str, str], body: bytes) -> BackendStream:
+async def open_stream(
+    method: str, url: str, headers: dict[str, str], body: bytes, pooled: bool = True
+) -> BackendStream:
+    """`pooled=False`: a session of its own, closed with the stream. For rare calls (this app calling
+    itself for the /api/config alias), so that no pooled session outlives the worker unclosed."""
+    own = None if pooled else _new_session()
     try:
-        response = await _session().request(
+        response = await (own or _session()).request(
             method,
             url,
             headers=clean_headers(headers),
@@ -108,10 +122,12 @@ async def open_stream(method: str, url: str, headers: dict[str, str], body: byte
             allow_redirects=False,
             timeout=timeouts(),
         )
-    except TimeoutError:
-        raise ForwardError(504, "backend_timeout", "the backend did not answer in time") from None
-    except aiohttp.ClientError as error:
+    except (TimeoutError, aiohttp.ClientError) as error:
+        if own is not None:
+            await own.close()
+        if isinstance(error, TimeoutError):
+            raise ForwardError(504, "backend_timeout", "the backend did not answer in time") from None
         raise ForwardError(
             502, "backend_unreachable", f"the backend failed: {type(error).__name__}"
         ) from None
-    return BackendStream(response.status, clean_headers(response.headers), response)
+    return BackendStream(response.status, clean_headers(response.headers), response, own)

@@ -227,7 +227,7 @@ async def _in_process(
     params: dict[str, str],
     body: bytes,
     bindings: Mapping[str, Any],
-) -> func.HttpResponse:
+) -> Answer:
     parts = urlsplit(target)
     path = parts.path.lstrip("/")
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -238,7 +238,9 @@ async def _in_process(
             continue
         missing = [arg for arg in fn.binding_args if arg not in bindings]
         if missing:
-            raise ProxyConfigError(f"{fn.name} needs bindings {missing} that {FILESERVER} does not declare")
+            # An input binding (e.g. negotiate's signalRConnectionInfo) would make FileServer resolve it on
+            # every request, static files included: such targets are called over HTTP instead.
+            return await _loopback(req, f"/{path}", method, headers, params, body)
         original = urlsplit(req.url)
         url = urlunsplit((original.scheme, original.netloc, "/" + path, urlencode(params), ""))
         inner = func.HttpRequest(method, url, headers=headers, params=params, route_params=values, body=body)
@@ -247,6 +249,37 @@ async def _in_process(
             result = await result
         return result
     raise ProxyConfigError(f"no function of this app serves {method} /{path}")
+
+
+def self_origin(req: func.HttpRequest) -> str:
+    """Where this app answers: `WEBSITE_HOSTNAME` (https, or http on a loopback address as the local host
+    sets it), else the origin the request came to. The request's own URL is not used first: in HTTP
+    streams mode it may be the worker's internal address."""
+    host = os.environ.get("WEBSITE_HOSTNAME", "")
+    if not host:
+        parts = urlsplit(req.url)
+        return f"{parts.scheme}://{parts.netloc}"
+    name = host.rsplit(":", 1)[0].strip("[]").lower()
+    return f"{'http' if name in ('localhost', '127.0.0.1', '::1') else 'https'}://{host}"
+
+
+async def _loopback(
+    req: func.HttpRequest,
+    path: str,
+    method: str,
+    headers: dict[str, str],
+    params: dict[str, str],
+    body: bytes,
+) -> Answer:
+    """A request to one of this app's own functions, over HTTP. The caller's headers go along, credentials
+    included: they are for this very app (e.g. App Service authentication's session)."""
+    scheme, netloc = urlsplit(self_origin(req))[:2]
+    url = urlunsplit((scheme, netloc, path, urlencode(params), ""))
+    try:
+        backend = await forward.open_stream(method, url, headers, body, pooled=False)
+    except forward.ForwardError as error:
+        return ApiError(error.status, error.code, error.message).response()
+    return BackendStreamingResponse(backend, backend.headers)
 
 
 def _static(proxy: Proxy, target: str, method: str, req: func.HttpRequest) -> func.HttpResponse:

@@ -105,9 +105,8 @@ def test_negotiate_binding_takes_the_principal_id_when_sign_in_is_required(monke
     sys.modules.pop("function_app", None)
     module = importlib.import_module("function_app")
     try:
-        for name in ("SignalRConfiguration", "FileServer"):
-            info = bindings(table(module.app)[name])["connectionInfo"]
-            assert info["userId"] == "{headers.x-ms-client-principal-id}"
+        info = bindings(table(module.app)["SignalRConfiguration"])["connectionInfo"]
+        assert info["userId"] == "{headers.x-ms-client-principal-id}"
     finally:
         sys.modules.pop("function_app", None)
 
@@ -134,12 +133,15 @@ def test_feed_trigger(app_module):
     assert "$return" not in bindings(feed)
 
 
-def test_fileserver_declares_what_its_in_process_targets_need(app_module):
+def test_fileserver_declares_its_targets_outputs_and_no_input(app_module):
+    """An input binding would be resolved on every FileServer request, static files included; targets that
+    need one are called over HTTP (test_proxies.py)."""
     fileserver = bindings(table(app_module.app)["FileServer"])
-    for name in ("SaveChat", "SignalRConfiguration", "JoinRoom", "LeaveRoom"):
+    for name in ("SaveChat", "JoinRoom", "LeaveRoom"):
         for arg, binding in bindings(table(app_module.app)[name]).items():
             if binding["type"] not in ("httpTrigger", "http"):
                 assert fileserver[arg] == binding, f"FileServer must declare {name}'s {arg} identically"
+    assert [b["type"] for b in fileserver.values() if b["direction"] == "IN"] == ["httpTrigger"]
 
 
 def test_handler_parameters_are_exactly_the_bindings(app_module):

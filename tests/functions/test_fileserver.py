@@ -13,9 +13,11 @@ import re
 
 import azure.functions as func
 import pytest
+from aiohttp import web
 from functions_testkit import FUNCTIONS, Out, body_json, content_type
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from proxies import forward, server
 
 INDEX = b"<!doctype html><title>chat</title><p>index</p>"
 CONNECTION_INFO = json.dumps({"url": "https://signalr.example/client/?hub=chat", "accessToken": "t.o.k"})
@@ -53,7 +55,6 @@ class Bindings:
     def __init__(self) -> None:
         self.message: Out[func.Document] = Out()
         self.actions: Out[str] = Out()
-        self.connection_info = CONNECTION_INFO
 
 
 async def call(app_module, method, path, body=None, params=None, headers=None, bindings=None):
@@ -69,9 +70,7 @@ async def call(app_module, method, path, body=None, params=None, headers=None, b
         route_params={"path": path},
         body=body or b"",
     )
-    return await app_module.file_server(
-        req, message=bindings.message, connectionInfo=bindings.connection_info, actions=bindings.actions
-    )
+    return await app_module.file_server(req, message=bindings.message, actions=bindings.actions)
 
 
 async def test_root_serves_index_without_caching(app_module, www):
@@ -233,10 +232,30 @@ async def test_2018_save_alias_refusals_write_nothing(app_module, www, body, fie
     assert bindings.message.calls == 0
 
 
-async def test_2018_config_alias_negotiates(app_module, www):
-    response = await call(app_module, "GET", "api/config")
-    assert response.status_code == 200
-    assert body_json(response) == json.loads(CONNECTION_INFO)
+async def test_2018_config_alias_negotiates_over_http(app_module, www, monkeypatch):
+    """Negotiate needs its signalRConnectionInfo input, which FileServer does not declare: the alias POSTs to
+    this app's own /api/negotiate (here a stand-in) and hands back its answer."""
+    calls: list[str] = []
+
+    async def negotiate(request: web.Request) -> web.Response:
+        calls.append(request.method)
+        return web.Response(text=CONNECTION_INFO, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/api/negotiate", negotiate)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    monkeypatch.setenv("WEBSITE_HOSTNAME", f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}")
+    try:
+        response = await call(app_module, "GET", "api/config")
+        assert isinstance(response, server.BackendStreamingResponse) and response.status_code == 200
+        assert b"".join([chunk async for chunk in response.body_iterator]) == CONNECTION_INFO.encode()
+        assert calls == ["POST"]
+    finally:
+        await forward.close_sessions()
+        await runner.cleanup()
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -325,16 +325,47 @@ async def test_missing_app_setting_is_a_named_configuration_error(app_module, mo
     assert "NOPE_NOT_SET" in body_json(response)["error"]["message"]
 
 
-async def test_in_process_target_whose_bindings_fileserver_lacks_is_a_configuration_error(app_module):
-    proxies = {
-        "hist": {
-            "matchCondition": {"route": "/h"},
-            "backendUri": "http://localhost/api/rooms/general/messages",
-        }
-    }
-    response = await serve(app_module, proxies, "GET", "h")
-    assert response.status_code == 500
-    assert "History" in body_json(response)["error"]["message"]
+async def test_a_target_whose_input_bindings_fileserver_lacks_is_called_over_http(app_module, monkeypatch):
+    """History needs its Cosmos input, which FileServer does not declare: the proxy calls this app's own
+    origin (WEBSITE_HOSTNAME, here a stand-in server) with the caller's headers, credentials included."""
+    seen: list[web.Request] = []
+
+    async def history(request: web.Request) -> web.Response:
+        seen.append(request)
+        return web.json_response({"messages": []}, headers={"X-From": "app"})
+
+    app = web.Application()
+    app.router.add_get("/api/rooms/general/messages", history)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    monkeypatch.setenv("WEBSITE_HOSTNAME", f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}")
+    try:
+        target = "https://%WEBSITE_HOSTNAME%/api/rooms/general/messages"
+        proxies = {"hist": {"matchCondition": {"route": "/h"}, "backendUri": target}}
+        response = await serve(
+            app_module, proxies, "GET", "h", params={"limit": "5"}, headers={"Cookie": "s=1"}
+        )
+        assert response.status_code == 200 and body_json(response) == {"messages": []}
+        assert response.headers["X-From"] == "app"
+        assert seen[0].query["limit"] == "5" and seen[0].headers["Cookie"] == "s=1"
+    finally:
+        await forward.close_sessions()
+        await runner.cleanup()
+
+
+def test_this_apps_origin():
+    req = func.HttpRequest("GET", "https://chat.example/x", body=b"")
+    for hostname, origin in [
+        ("", "https://chat.example"),
+        ("cosmic-chat-dev.azurewebsites.net", "https://cosmic-chat-dev.azurewebsites.net"),
+        ("127.0.0.1:7071", "http://127.0.0.1:7071"),
+        ("localhost:7071", "http://localhost:7071"),
+    ]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("WEBSITE_HOSTNAME", hostname)
+            assert server.self_origin(req) == origin
 
 
 async def test_in_process_dispatch_with_route_values_and_localhost(app_module):
