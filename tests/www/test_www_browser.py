@@ -7,6 +7,7 @@ A screenshot of the narrow layout is saved as test-artifacts/www-360.png."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -198,6 +199,8 @@ async def test_after_a_dropped_connection_the_page_renegotiates_rejoins_and_catc
     page.on("request", lambda r: negotiations.append(r.url) if "/api/negotiate" in r.url else None)
     page.on("request", lambda r: joins.append(json.loads(r.post_data)) if r.url.endswith("/join") else None)
     page.on("request", lambda r: history_queries.append(r.url) if "/messages?" in r.url else None)
+    redirects: list[str] = []
+    page.on("response", lambda r: redirects.append(r.headers["location"]) if r.status == 307 else None)
     sockets: list = []
 
     def proxy(ws) -> None:  # every WebSocket still reaches the SignalR emulator, through a handle we can cut
@@ -219,16 +222,26 @@ async def test_after_a_dropped_connection_the_page_renegotiates_rejoins_and_catc
     assert len(sockets) == 1
     await sockets[0].close(code=4000, reason="network lost")
     await page.wait_for_selector('#connection[data-state="reconnecting"]')
-    missed = [await post(base, here, "Kim", f"while away {i}") for i in range(3)]
+    # More than History's newest-200 window: the catch-up is sent on to HistoryAfter (307) and pages on.
+    async with aiohttp.ClientSession() as http:
+        async def away(i: int) -> dict:
+            async with http.post(f"{base}/api/rooms/{here}/messages",
+                                 json={"user": "Kim", "text": f"while away {i:03d}"}) as r:
+                assert r.status == 201
+                return await r.json()
+
+        missed = sorted(await asyncio.gather(*(away(i) for i in range(230))),
+                        key=lambda m: (m["createdAt"], m["id"]))
     await page.unroute(re.compile(r"/client/negotiate"), unreachable)
     await page.wait_for_selector('#connection[data-state="live"]')
-    await page.wait_for_function("() => document.querySelectorAll('#messages li').length === 4")
+    await page.wait_for_function("() => document.querySelectorAll('#messages li').length === 231")
 
     second = await page.evaluate("cosmicChat.state.connectionId")
     assert second and second != first
     assert len(negotiations) >= 2  # a fresh negotiate, not the old token
     assert joins[0]["connectionId"] == first and joins[-1]["connectionId"] == second
     assert any("after=" in q for q in history_queries)  # caught up, not reloaded
+    assert any("/messages/after/" in r for r in redirects)  # deeper than the window: via HistoryAfter
     assert await texts(page) == ["while connected"] + [m["text"] for m in missed]
     live = await post(base, here, "Kim", "live again")
     await page.wait_for_function(
