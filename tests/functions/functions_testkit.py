@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import azure.functions as func
+from aiohttp import web
 
 T = TypeVar("T")
 
@@ -58,3 +61,22 @@ def body_json(response: func.HttpResponse) -> Any:
 
 def content_type(response: func.HttpResponse) -> str:
     return response.headers.get("Content-Type") or f"{response.mimetype}; charset={response.charset}"
+
+
+@contextlib.asynccontextmanager
+async def this_app_at(
+    monkeypatch: Any, route: str, handler: Any, method: str = "*"
+) -> AsyncIterator[None]:
+    """A stand-in for this app's own origin (a real aiohttp server on 127.0.0.1, named by WEBSITE_HOSTNAME),
+    for the proxies that call the app over HTTP."""
+    app = web.Application()
+    app.router.add_route(method, route, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    monkeypatch.setenv("WEBSITE_HOSTNAME", f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}")
+    try:
+        yield
+    finally:
+        await runner.cleanup()

@@ -14,10 +14,10 @@ import re
 import azure.functions as func
 import pytest
 from aiohttp import web
-from functions_testkit import FUNCTIONS, Out, body_json, content_type
+from functions_testkit import FUNCTIONS, Out, body_json, content_type, this_app_at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from proxies import forward, server
+from proxies import server
 
 INDEX = b"<!doctype html><title>chat</title><p>index</p>"
 CONNECTION_INFO = json.dumps({"url": "https://signalr.example/client/?hub=chat", "accessToken": "t.o.k"})
@@ -241,21 +241,11 @@ async def test_2018_config_alias_negotiates_over_http(app_module, www, monkeypat
         calls.append(request.method)
         return web.Response(text=CONNECTION_INFO, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_route("*", "/api/negotiate", negotiate)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    monkeypatch.setenv("WEBSITE_HOSTNAME", f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}")
-    try:
+    async with this_app_at(monkeypatch, "/api/negotiate", negotiate):
         response = await call(app_module, "GET", "api/config")
         assert isinstance(response, server.BackendStreamingResponse) and response.status_code == 200
         assert b"".join([chunk async for chunk in response.body_iterator]) == CONNECTION_INFO.encode()
-        assert calls == ["POST"]
-    finally:
-        await forward.close_sessions()
-        await runner.cleanup()
+    assert calls == ["POST"]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])

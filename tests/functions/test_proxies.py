@@ -9,7 +9,7 @@ import json
 import azure.functions as func
 import pytest
 from aiohttp import web
-from functions_testkit import Out, body_json
+from functions_testkit import Out, body_json, this_app_at
 from proxies import config, forward, server
 from proxies.routes import RouteTemplate
 
@@ -334,25 +334,15 @@ async def test_a_target_whose_input_bindings_fileserver_lacks_is_called_over_htt
         seen.append(request)
         return web.json_response({"messages": []}, headers={"X-From": "app"})
 
-    app = web.Application()
-    app.router.add_get("/api/rooms/general/messages", history)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    monkeypatch.setenv("WEBSITE_HOSTNAME", f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}")
-    try:
+    async with this_app_at(monkeypatch, "/api/rooms/general/messages", history, "GET"):
         target = "https://%WEBSITE_HOSTNAME%/api/rooms/general/messages"
         proxies = {"hist": {"matchCondition": {"route": "/h"}, "backendUri": target}}
         response = await serve(
             app_module, proxies, "GET", "h", params={"limit": "5"}, headers={"Cookie": "s=1"}
         )
-        assert response.status_code == 200 and body_json(response) == {"messages": []}
-        assert response.headers["X-From"] == "app"
-        assert seen[0].query["limit"] == "5" and seen[0].headers["Cookie"] == "s=1"
-    finally:
-        await forward.close_sessions()
-        await runner.cleanup()
+    assert response.status_code == 200 and body_json(response) == {"messages": []}
+    assert response.headers["X-From"] == "app"
+    assert seen[0].query["limit"] == "5" and seen[0].headers["Cookie"] == "s=1"
 
 
 def test_this_apps_origin():

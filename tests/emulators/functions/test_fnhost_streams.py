@@ -91,12 +91,6 @@ async def test_the_shipped_app_runs_on_http_streams(repo_root):
         await host.close()
 
 
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def test_the_query_reaches_the_function_as_sent_even_when_it_is_not_utf8(streams_host, http):
     """ASGI's query_string is the raw, percent-encoded query: `%95` (not UTF-8) must not fail the request."""
     sys.modules["function_app"].GATE.set()
