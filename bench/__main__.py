@@ -58,7 +58,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--throughput-servers",
         default="floor,stack",
-        help="servers climbing the throughput ladder side by side (default floor,stack)",
+        help="servers climbing the throughput ladder side by side (default floor,stack; "
+        "stack1 = the stack with --one-process)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="a failed throughput rate is measured again this many times; it passes if a repeat does "
+        "(default 1: the machine is shared, a neighbour's burst fails a rate as surely as a slow server)",
     )
     p.add_argument(
         "--profile-rate", type=float, default=100.0, help="posts/s while py-spy samples (default 100)"
@@ -81,9 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for x in (a.history_sizes or ("0,1000,10000" if q else "0,1000,10000,100000,1000000")).split(",")
     ]
     a.parts = set(a.parts.split(","))
-    a.throughput_servers = [k for k in ("floor", "stack") if k in a.throughput_servers.split(",")]
+    a.throughput_servers = [k for k in ("floor", "stack1", "stack") if k in a.throughput_servers.split(",")]
     if not a.throughput_servers:
-        p.error("--throughput-servers: floor, stack or both")
+        p.error("--throughput-servers: any of floor, stack, stack1 (the stack with --one-process)")
     return a
 
 
@@ -214,10 +222,17 @@ async def throughput_part(a: argparse.Namespace, profile: bool) -> dict[str, Any
                 break
             for kind in climbing:
                 server, workers = servers[kind]
-                r = await Phase(server, workers, rate, a.throughput_seconds, abort_lag_s=2.0).run()
-                passed = r.ok and r.p99_ms < 250
-                log(fmt(r) + ("  PASS" if passed else "  FAIL"))
-                out[kind]["ladder"].append({**asdict(r), "passed": passed})
+                earlier: list[dict[str, Any]] = []
+                for attempt in range(1 + a.retries):
+                    r = await Phase(server, workers, rate, a.throughput_seconds, abort_lag_s=2.0).run()
+                    passed = r.ok and r.p99_ms < 250
+                    tried = f" (try {attempt + 1})" if attempt else ""
+                    log(fmt(r) + ("  PASS" if passed else "  FAIL") + tried)
+                    if passed:
+                        break
+                    earlier.append(asdict(r))
+                row = {**asdict(r), "passed": passed, "attempt": attempt + 1, "failed_tries": earlier}
+                out[kind]["ladder"].append(row)
                 if passed:
                     out[kind]["best"] = asdict(r)
                 else:
@@ -343,10 +358,16 @@ def tables(res: dict[str, Any]) -> str:
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         rows = sorted(
             (r for v in servers.values() for r in v["ladder"]),
-            key=lambda r: (r["rate"], r["server"] != "floor"),
+            key=lambda r: (r["rate"], ("floor", "stack1", "stack").index(r["server"])),
         )
         for r in rows:
             verdict = "pass" if r["passed"] else ("fail: " + (r["aborted"] or "p99/loss"))[:80]
+            if r.get("attempt", 1) > 1:
+                first = r["failed_tries"][0]
+                verdict += (
+                    f" (try {r['attempt']}; try 1: p99 {first['p99_ms']:.0f} ms, "
+                    f"others' CPU {first['others_cpu']:.2f})"
+                )
             out.append(
                 f"| {r['rate']:.0f} | {r['server']} | {r['achieved_rate']:.0f} | {r['p50_ms']:.1f} | "
                 f"{r['p99_ms']:.1f} | {r['max_ms']:.1f} | {r['deliveries']:,} / {r['expected']:,} | "

@@ -103,15 +103,18 @@ def rss_mib(pid: int) -> float:
 
 
 class Server:
-    """The system under test in its own process: `python -m emulators --in-memory` or the floor."""
+    """The system under test in its own process: `python -m emulators --in-memory` ("stack"; "stack1"
+    adds `--one-process`, the layout before the SignalR emulator got a process of its own) or the floor."""
 
     def __init__(self, kind: str, data_dir: Path | None = None) -> None:
         self.kind = kind
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)
-        if kind == "stack":
+        if kind in ("stack", "stack1"):  # stack1: `--one-process`, all three servers on one event loop
             storage = ["--in-memory"] if data_dir is None else ["--data-dir", str(data_dir)]
+            if kind == "stack1":
+                storage.append("--one-process")
             self.cmd = [
                 sys.executable,
                 "-m",
