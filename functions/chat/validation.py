@@ -131,10 +131,12 @@ def parse_connection(body: bytes) -> str:
 
 
 def valid_created_at(value: str) -> bool:
+    """The exact shape, and a real date and time. Checked for every stored message History returns, so the
+    date check is `fromisoformat` (C, ~0.3 µs), not `strptime` (~10 µs, most of History's handler time)."""
     if not CREATED_AT_RE.fullmatch(value):
         return False
     try:
-        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+        datetime.fromisoformat(value[:-1])
     except ValueError:
         return False
     return True
