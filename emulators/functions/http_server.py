@@ -78,7 +78,9 @@ class HttpFrontDoor:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # Every path, including ones whose decoded form holds a newline (%0A): `.` would not match it, and
+        # aiohttp would answer 404 itself where the route table (and Kestrel) reach the function.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)
         return app
 
     def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -180,6 +182,12 @@ class HttpFrontDoor:
         if not callable(response) or not hasattr(response, "status_code"):
             return self._failed(fd, trigger, started, InvocationError("return value", TypeError(
                 f"an HTTP streams function must return a FastAPI Response, not {type(response).__name__}")))
+        whole = http_streams.whole_response(response)
+        if whole is not None:  # a body already in memory: one write, as the worker's web server does it
+            ms = (time.perf_counter() - started) * 1000
+            log.info("%s %s → %d in %.1f ms (Succeeded, id=%s)", fd.name, trigger, whole.status, ms,
+                     result.invocation_id)
+            return whole
         writer = http_streams.ResponseWriter(request, lambda stream: self._cors(request, stream))
         try:
             await response(scope, receive, writer.send)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yarl
 
 from emulators.functions import FunctionLoadError, start
 
@@ -33,6 +34,13 @@ async def test_routes_follow_aspnet_precedence_not_declaration_order(basic_host,
     assert (await get_json(http, f"{u}/opt"))[1]["function"] == "optional"
     assert (await get_json(http, f"{u}/deep/er/path"))[1] == {"function": "catch-all",
                                                                 "route_params": {"path": "deep/er/path"}}
+
+
+async def test_a_route_value_holding_a_newline_still_reaches_its_function(basic_host, http):
+    """`%0A` decodes to a newline, which aiohttp's own `.*` route would not match (a bare 404 from the
+    server, no function reached); Kestrel routes it, so the function can refuse it itself."""
+    url = yarl.URL(f"{basic_host.url}/items/a%0Ab", encoded=True)
+    assert (await get_json(http, url))[1] == {"function": "param", "route_params": {"name": "a\nb"}}
 
 
 async def test_methods_select_functions_and_unmatched_is_404(basic_host, http):
