@@ -363,27 +363,45 @@ class ChatWs:
         self.changed.set()
 
     async def catch_up(self) -> None:
-        """What the web client does after a reconnect: History `after=` the newest createdAt it has (less a
-        margin, see CATCH_UP_MARGIN), de-duplicated by id. The window is the room's newest 200 messages."""
-        params = {"limit": "200"}
-        if self.seen:
-            newest = max(self.seen.values())
-            params["after"] = _minus(newest, CATCH_UP_MARGIN)
+        """What the web client does after a reconnect (www/js/api.js fetchMissed): History `after=` the
+        newest createdAt it has (less a margin, see CATCH_UP_MARGIN), page by page while pages come back full,
+        each next page after the page's second-newest timestamp so that same-millisecond messages split
+        across pages all arrive (an `after` older than History's newest 200 is answered by HistoryAfter, 307);
+        de-duplicated by id."""
+        limit = 200
+        if not self.seen:  # nothing yet: the room's latest page, as the web client's first visit
+            for message in await self._history_page(None, limit):
+                self._remember(message, live=False)
+            return
+        after = _minus(max(self.seen.values()), CATCH_UP_MARGIN)
+        for _ in range(50):  # pages; a client more than 10,000 messages behind stops here
+            page = await self._history_page(after, limit)
+            for message in page:
+                self._remember(message, live=False)
+            if len(page) < limit:
+                return
+            last = page[-1]["createdAt"]
+            earlier = [m["createdAt"] for m in page if m["createdAt"] < last]
+            after = max(earlier) if earlier else last
+
+    async def _history_page(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+        params = {"limit": str(limit)}
+        if after is not None:
+            params["after"] = after
         delay = 0.2
         for _ in range(40):  # bounded; with the back-off below that is several minutes
             try:
                 async with self.http.get(f"{self.base}/api/rooms/{self.room}/messages", params=params,
                                          timeout=aiohttp.ClientTimeout(total=60)) as r:
                     if r.status == 200:
-                        for message in (await r.json())["messages"]:
-                            self._remember(message, live=False)
-                        return
+                        return (await r.json())["messages"]
             except (aiohttp.ClientError, OSError, TimeoutError):
                 pass
             # Exponential back-off with jitter: a hundred clients retrying in step would keep a busy server
             # busy (a retry storm), which is what a real client must not do either.
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 10.0)
+        return []
 
     async def stall(self) -> None:
         """Stop reading (and so pinging), as a frozen tab would: aiohttp stops taking bytes off the socket
