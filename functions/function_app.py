@@ -86,8 +86,8 @@ async def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.Http
     **COSMOS,
 )
 @app.generic_output_binding(arg_name="signalr", type="signalR", **SIGNALR)
-def feed_to_signalr(documents: func.DocumentList, signalr: func.Out[str]) -> None:
-    handlers.feed_to_signalr(documents, signalr)
+async def feed_to_signalr(documents: func.DocumentList, signalr: func.Out[str]) -> None:
+    handlers.feed_to_signalr(documents, signalr)  # CPU only (one JSON array): no thread hop needed
 
 
 # The catch-all. It declares the output bindings of its in-process proxy targets, under the same names, and

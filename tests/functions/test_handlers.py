@@ -218,10 +218,10 @@ async def test_group_action_refusals_send_nothing(app_module, function):
         assert out.calls == 0
 
 
-def test_feed_sends_one_message_per_document_to_its_room_group(app_module):
+async def test_feed_sends_one_message_per_document_to_its_room_group(app_module):
     docs = func.DocumentList([doc(1, "general"), doc(2, "rust"), doc(3, "general"), doc(4, "zig-lang")])
     out: Out[str] = Out()
-    assert app_module.feed_to_signalr(docs, out) is None  # no $return binding: must return None
+    assert await app_module.feed_to_signalr(docs, out) is None  # no $return binding: must return None
     sent = json.loads(out.value)
     assert out.calls == 1  # serialised once for the whole batch
     assert [(m["groupName"], m["arguments"][0]["id"]) for m in sent] == [
@@ -237,10 +237,11 @@ def test_feed_sends_one_message_per_document_to_its_room_group(app_module):
         assert set(message["arguments"][0]) == {"id", "room", "user", "text", "createdAt"}
 
 
-def test_feed_skips_foreign_documents_and_sends_nothing_for_an_empty_batch(app_module, caplog):
+async def test_feed_skips_foreign_documents_and_sends_nothing_for_an_empty_batch(app_module, caplog):
     out: Out[str] = Out()
     with caplog.at_level(logging.WARNING):
-        app_module.feed_to_signalr(func.DocumentList([func.Document.from_dict({"id": "lease-ish"})]), out)
+        foreign = func.DocumentList([func.Document.from_dict({"id": "lease-ish"})])
+        await app_module.feed_to_signalr(foreign, out)
     assert out.calls == 0
     assert "lease-ish" in caplog.text
 
