@@ -128,7 +128,7 @@ class FakeConnection {
   }
 }
 
-function setup({ pageSize = 50, online = true } = {}) {
+function setup({ pageSize = 50, online = true, maxCatchUpPages = 40 } = {}) {
   const server = new FakeChatServer();
   const connection = new FakeConnection(server);
   const timers = [];
@@ -138,6 +138,7 @@ function setup({ pageSize = 50, online = true } = {}) {
     api: createApi({ fetch: server.fetch, timeoutMs: 0 }),
     connection,
     pageSize,
+    maxCatchUpPages,
     overlapMs: 0,
     sendDelays: [0],
     sleep: async () => {},
@@ -216,6 +217,22 @@ test("catch-up pages with after= while full pages come back", async () => {
   const catchUp = server.histories.slice(2);
   // each next page starts after the previous page's second-newest line (api.js fetchMissed)
   assert.deepEqual(catchUp, [0, 1, 2, 3, 4].map((i) => server.messages[i].createdAt));
+});
+
+test("a client too far behind to page through shows the latest lines and says some are not shown", async () => {
+  const { server, connection, session, seen } = setup({ pageSize: 2, maxCatchUpPages: 2 });
+  server.store("general", "Bob", "seen");
+  await session.enterRoom("general");
+  await session.connectNow();
+  await session.synced;
+  connection.drop();
+  for (let i = 1; i <= 9; i += 1) server.store("general", "Bob", `missed ${i}`);
+  connection.reconnect();
+  await session.synced;
+  const shown = texts(session);
+  assert.deepEqual(shown.slice(-2), ["missed 8", "missed 9"]); // the latest page is there
+  assert.ok(shown.length < 10); // and some lines in between are not
+  assert.match(seen.notices.at(-1), /messages arrived while you were away: the latest are shown/);
 });
 
 test("switching rooms leaves the old group, joins the new one and ignores the old room's lines", async () => {

@@ -41,6 +41,7 @@ export class ChatSession {
     api,
     connection = null,
     pageSize = 50,
+    maxCatchUpPages = 40,
     overlapMs = 2000,
     sendDelays = [1000, 3000],
     sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
@@ -53,6 +54,7 @@ export class ChatSession {
     this.api = api;
     this.connection = connection;
     this.pageSize = pageSize;
+    this.maxCatchUpPages = maxCatchUpPages;
     this.overlapMs = overlapMs;
     this.sendDelays = sendDelays;
     this.sleep = sleep;
@@ -162,13 +164,26 @@ export class ChatSession {
           store.loaded = true;
           this.render(room, { forceScroll: first });
         } else {
-          await fetchMissed(this.api, room, {
+          const missed = await fetchMissed(this.api, room, {
             after,
             pageSize: this.pageSize,
+            maxPages: this.maxCatchUpPages,
             onPage: (page) => {
               if (epoch === this.epoch && store.mergePage(page) > 0) this.render(room);
             },
           });
+          if (!missed.complete) {
+            // Too much arrived while away to page through: show the latest lines and say what is missing.
+            const latest = await this.api.getMessages(room, { limit: this.pageSize });
+            if (epoch !== this.epoch) return;
+            store.mergePage(latest);
+            store.loaded = true;
+            this.render(room, { forceScroll: true });
+            this.view.notice(
+              `More than ${missed.count} messages arrived while you were away: the latest are shown, some before them are not.`,
+            );
+            return;
+          }
         }
         store.loaded = true;
         if (epoch === this.epoch) this.view.notice("");
