@@ -54,7 +54,8 @@ def history(req: func.HttpRequest, documents: Iterable[Mapping[str, Any]]) -> fu
         return error.response()
     messages = history_window(documents, query.limit, query.after)
     if messages is None:
-        location = f"/api/rooms/{room}/messages/after/{quote(str(query.after), safe=':')}?limit={query.limit}"
+        # `:` percent-encoded: valid in a path, but some front ends refuse it raw; routing decodes it.
+        location = f"/api/rooms/{room}/messages/after/{quote(str(query.after), safe='')}?limit={query.limit}"
         return func.HttpResponse(status_code=307, headers={"Location": location, "Cache-Control": "no-store"})
     return json_response({"messages": messages})
 
