@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import log_levels
 from .cosmos_bindings import CosmosClients, CosmosInput, CosmosOutput
 from .cosmos_trigger import ChangeFeedConsumer
 from .http_server import HttpFrontDoor
@@ -51,6 +52,8 @@ class FunctionsHost:
         self.change_notifier = change_notifier
         self.notifier_endpoint = notifier_endpoint
         self.consumers: list[ChangeFeedConsumer] = []
+        levels = log_levels.from_host_json(settings.host_json)
+        self._undo_log_levels = log_levels.install(levels) if levels else None
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.port = 0
@@ -81,7 +84,11 @@ class FunctionsHost:
                     and self.cosmos.endpoint(setting).rstrip("/") == self.notifier_endpoint.rstrip("/")):
                 notifier = self.change_notifier
             consumer = ChangeFeedConsumer(fd, self.cosmos, self.invoker, notifier=notifier)
-            consumer.start()
+            token = log_levels.CURRENT_FUNCTION.set(fd.name)  # the consumer's task inherits it
+            try:
+                consumer.start()
+            finally:
+                log_levels.CURRENT_FUNCTION.reset(token)
             self.consumers.append(consumer)
 
     async def close(self) -> None:
@@ -93,6 +100,8 @@ class FunctionsHost:
         await self.signalr.close()
         self.invoker.close()
         self.settings.restore_environ()
+        if self._undo_log_levels is not None:
+            self._undo_log_levels()
         if self.imported is not None:
             self.imported.unload()
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from . import conversion, http_streams
+from . import conversion, http_streams, log_levels
 from .expressions import BindingExpressionError
 from .invoker import InvocationError, Invoker
 from .loader import FunctionDef, FunctionLoadError
@@ -133,6 +133,14 @@ class HttpFrontDoor:
             return web.Response(status=404)
         route, values = found
         fd: FunctionDef = route.target  # type: ignore[assignment]
+        token = log_levels.CURRENT_FUNCTION.set(fd.name)  # host.json logLevel: lines of this function
+        try:
+            return await self._invoke(request, fd, values, started)
+        finally:
+            log_levels.CURRENT_FUNCTION.reset(token)
+
+    async def _invoke(self, request: web.Request, fd: FunctionDef, values: dict[str, str],
+                      started: float) -> web.StreamResponse:
         trigger = f"http {request.method} {request.path}"
         if fd.http_streams:
             return await self._dispatch_stream(request, fd, values, trigger, started)
