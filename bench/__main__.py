@@ -403,7 +403,8 @@ def tables(res: dict[str, Any]) -> str:
         ph = prof["phase"]
         out.append(
             f"Profile: {ph['rate']:.0f} posts/s for {ph['seconds']:.0f} s, {ph['clients']:,} clients; "
-            f"{spy['samples']:,} event-loop samples; logging in {spy['logging_pct']}% of them; "
+            f"main loop busy in {spy['samples']:,} of {e2e_profile.RATE * ph['seconds']:,.0f} samples; "
+            f"logging in {spy['logging_pct']}% of them; "
             f"invocations: {json.dumps(prof.get('invocations'))}"
         )
         out.append("")
@@ -418,10 +419,10 @@ def tables(res: dict[str, Any]) -> str:
         for label, child in (spy.get("children") or {}).items():
             if not child.get("samples"):
                 continue
-            idle = dict(child["components"]).get(e2e_profile.IDLE, 0.0)
+            possible = e2e_profile.RATE * prof["phase"]["seconds"]
             out.append(
-                f"{label}: {child['samples']:,} event-loop samples, idle (epoll) {idle}%, "
-                f"logging {child['logging_pct']}%"
+                f"{label}: loop busy in {child['samples']:,} of {possible:,.0f} samples, "
+                f"logging in {child['logging_pct']}% of them"
             )
             out.append("")
             out.append("| function (inclusive) | share |")

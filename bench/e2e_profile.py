@@ -37,7 +37,7 @@ def start_py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] |
             "--duration",
             str(seconds),
             "--rate",
-            "200",
+            str(RATE),
             "--format",
             "raw",
             "--threads",
@@ -67,12 +67,17 @@ COMPONENTS = (  # first match wins, so the order is outermost-first
     ),
     ("Functions host HTTP: negotiate/join/SaveChat incl. the azure-cosmos SDK upsert", "http_server.py"),
     ("Cosmos DB emulator server (HTTP, auth, store calls)", "emulators/cosmos/"),
-    ("SignalR emulator (REST, hub, WebSocket fan-out)", "emulators/signalr/"),
+    # In the two-process stack's main process this is the SignalR REST client (the output binding's).
+    ("SignalR code (emulator REST, hub, fan-out; in the main process: its REST client)",
+     "emulators/signalr/"),
     ("aiohttp client responses (SDK and REST replies) and other loop callbacks", ""),
 )
 
 
-IDLE = "event loop waiting in epoll (idle)"
+# py-spy drops the samples of a thread waiting idle (no --idle): what is left in select() is the part
+# it counted as busy, and the sample count against rate x seconds is how busy the loop was.
+IDLE = "event loop in select (counted as busy by py-spy)"
+RATE = 200
 
 
 def component(frames: list[str]) -> str:
