@@ -29,9 +29,18 @@ _ACTION = re.compile(r"^:[A-Za-z]+$")
 
 
 class RestError(Exception):
-    def __init__(self, status: int, code: str, message: str, target: str | None = None) -> None:
+    """`error_code` is the service's `x-ms-error-code` header, by which the Management SDK tells an expected
+    404 (e.g. adding a connection that is gone, `Error.Connection.NotExisted`) from a wrong endpoint."""
+
+    def __init__(self, status: int, code: str, message: str, target: str | None = None,
+                 error_code: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.target = status, code, message, target
+        self.error_code = error_code
+
+
+CONNECTION_GONE_ERROR = "Error.Connection.NotExisted"  # adding a connection that is not there
+CONNECTION_GONE = "Warning.Connection.NotExisted"  # closing / asking about one
 
 
 @dataclass
@@ -48,9 +57,11 @@ class Call:
         return v1 if self.v1 else v2022
 
 
-def _error(status: int, code: str, message: str, target: str | None = None) -> web.Response:
+def _error(status: int, code: str, message: str, target: str | None = None,
+           error_code: str | None = None) -> web.Response:
     body = {"code": code, "message": message, "target": target, "details": [], "inner": None}
-    return web.json_response(body, status=status)
+    headers = {"x-ms-error-code": error_code} if error_code else None
+    return web.json_response(body, status=status, headers=headers)
 
 
 def _segments(request: web.Request) -> list[str]:
@@ -64,7 +75,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except RestError as exc:
         if exc.status >= 400:
             note(request, exc.message)
-        return _error(exc.status, exc.code, exc.message, exc.target)
+        return _error(exc.status, exc.code, exc.message, exc.target, exc.error_code)
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
@@ -164,11 +175,11 @@ def _excluded(request: web.Request) -> set[str]:
     return set(request.query.getall("excluded", []))
 
 
-def _connection(call: Call, conn_id: str) -> Connection:
+def _connection(call: Call, conn_id: str, error_code: str = CONNECTION_GONE) -> Connection:
     conn = call.hub.connections.get(conn_id)
     if conn is None or not conn.online:
         raise RestError(404, "NotFound", f"Connection '{conn_id}' does not exist in hub '{call.hub.name}'.",
-                        "connectionId")
+                        "connectionId", error_code)
     return conn
 
 
@@ -186,8 +197,12 @@ def _ttl(request: web.Request) -> float | None:
     return float(ttl)
 
 
-def _exists(found: bool) -> web.Response:
-    return web.Response(status=200 if found else 404)
+def _exists(found: bool, error_code: str | None = None) -> web.Response:
+    """HEAD/GET existence checks; a 404 names what is missing as the service does (the codes the
+    Management SDK expects)."""
+    if found:
+        return web.Response(status=200)
+    return web.Response(status=404, headers={"x-ms-error-code": error_code} if error_code else None)
 
 
 async def _send(call: Call, state: ServiceState, targets: Any) -> web.Response:
@@ -229,7 +244,7 @@ async def _route(call: Call, state: ServiceState) -> web.StreamResponse:
             if method == "POST" and call.action in (None, "send"):
                 return await _send(call, state, list(hub.users.get(user, ())))
             if method in ("GET", "HEAD"):
-                return _exists(bool(hub.users.get(user)))
+                return _exists(bool(hub.users.get(user)), "Warning.User.NotExisted")
         elif n == 3 and rest[2].lower() == "groups" and method == "DELETE":
             hub.remove_user_from_all_groups(user)
             return web.Response(status=call.status(202, 204))
@@ -247,7 +262,7 @@ async def _route(call: Call, state: ServiceState) -> web.StreamResponse:
                 return await _send(call, state, [c for c in members if c.id not in excluded] if excluded
                                    else list(members))
             if method in ("GET", "HEAD"):
-                return _exists(bool(hub.group_members(group)))
+                return _exists(bool(hub.group_members(group)), "Warning.Group.NotExisted")
         elif n == 4 and rest[2].lower() == "users":
             return _user_group(call, rest[3], group)
         elif n == 4 and rest[2].lower() == "connections":
@@ -261,7 +276,7 @@ async def _route(call: Call, state: ServiceState) -> web.StreamResponse:
                 return await _send(call, state, [conn] if conn is not None else [])
             if method in ("GET", "HEAD"):
                 conn = hub.connections.get(conn_id)
-                return _exists(conn is not None and conn.online)
+                return _exists(conn is not None and conn.online, CONNECTION_GONE)
             if method == "DELETE":
                 conn = _connection(call, conn_id)
                 state.close(conn, call.request.query.get("reason"), allow_reconnect=True)
@@ -285,13 +300,13 @@ def _user_group(call: Call, user: str, group: str) -> web.Response:
         hub.remove_user_from_group(user, group)
         return web.Response(status=call.status(202, 204))
     if method in ("GET", "HEAD"):
-        return _exists(hub.user_in_group(user, group))
+        return _exists(hub.user_in_group(user, group), "Info.User.NotInGroup")
     raise RestError(405, "MethodNotAllowed", "User-group membership takes PUT, DELETE, HEAD or GET.")
 
 
 def _connection_group(call: Call, conn_id: str, group: str) -> web.Response:
     method, hub = call.request.method, call.hub
-    conn = _connection(call, conn_id)
+    conn = _connection(call, conn_id, CONNECTION_GONE_ERROR if method == "PUT" else CONNECTION_GONE)
     if method == "PUT":
         hub.add_to_group(conn, group)
         return web.Response(status=200)

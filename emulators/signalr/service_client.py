@@ -192,7 +192,10 @@ class ServiceClient:
             await self.remove_user_from_all_groups(hub, user_id)
 
     async def add_connection_to_group(self, hub: str, group: str, connection_id: str) -> None:
-        await self._call("PUT", hub, f"/groups/{_seg(group)}/connections/{_seg(connection_id)}")
+        """A connection that is gone (`404` + `x-ms-error-code: Error.Connection.NotExisted`) is not an
+        error: the Management SDK, and so the Functions extension, takes it as expected and goes on."""
+        await self._call("PUT", hub, f"/groups/{_seg(group)}/connections/{_seg(connection_id)}",
+                         expected_404=CONNECTION_GONE_ERROR)
 
     async def remove_connection_from_group(self, hub: str, group: str, connection_id: str) -> None:
         await self._call("DELETE", hub, f"/groups/{_seg(group)}/connections/{_seg(connection_id)}")
@@ -251,7 +254,8 @@ class ServiceClient:
         return self.endpoint.endpoint + suffix, self.endpoint.audience_base + suffix
 
     async def _call(self, method: str, hub: str, path: str, body: dict[str, Any] | None = None,
-                    query: list[tuple[str, str]] | None = None, allow: tuple[int, ...] = ()) -> int:
+                    query: list[tuple[str, str]] | None = None, allow: tuple[int, ...] = (),
+                    expected_404: str | None = None) -> int:
         url, audience = self.rest_url(hub, path)
         if query:
             url += "".join(f"&{quote(k)}={quote(v, safe='')}" for k, v in query)
@@ -263,8 +267,14 @@ class ServiceClient:
         async with request as response:
             if 200 <= response.status < 300 or response.status in allow:
                 return response.status
+            if (response.status == 404 and expected_404
+                    and response.headers.get("x-ms-error-code", "").lower() == expected_404.lower()):
+                return response.status
             text = await response.text()
             raise SignalRServiceError(method, url.split("?")[0], response.status, text)
+
+
+CONNECTION_GONE_ERROR = "Error.Connection.NotExisted"
 
 
 def _seg(value: str) -> str:

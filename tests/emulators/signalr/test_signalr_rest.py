@@ -201,18 +201,22 @@ async def test_existence_checks_and_unknown_ids(rest: Rest, clients: dict[str, R
     assert (await rest("HEAD", f"/api/hubs/chat/connections/{ann.connection_id}?{API}")).status == 200
     assert (await rest("GET", f"/api/v1/hubs/chat/connections/{ann.connection_id}")).status == 200
     assert (await rest("HEAD", f"/api/hubs/other/connections/{ann.connection_id}?{API}")).status == 404
-    assert (await rest("HEAD", f"/api/hubs/chat/connections/nope?{API}")).status == 404
+    gone = await rest("HEAD", f"/api/hubs/chat/connections/nope?{API}")
+    assert gone.status == 404 and gone.headers["x-ms-error-code"] == "Warning.Connection.NotExisted"
     assert (await rest("HEAD", f"/api/hubs/chat/users/ann?{API}")).status == 200
-    assert (await rest("GET", "/api/v1/hubs/chat/users/nobody")).status == 404
-    for method, path in [
-        ("PUT", "/api/v1/hubs/chat/groups/g/connections/nope"),
-        ("DELETE", f"/api/hubs/chat/groups/g/connections/nope?{API}"),
-        ("DELETE", f"/api/hubs/chat/connections/nope?{API}"),
-        ("DELETE", f"/api/hubs/chat/connections/nope/groups?{API}"),
+    nobody = await rest("GET", "/api/v1/hubs/chat/users/nobody")
+    assert nobody.status == 404 and nobody.headers["x-ms-error-code"] == "Warning.User.NotExisted"
+    # the x-ms-error-code the Management SDK reads: adding a gone connection is an expected 404
+    for method, path, code in [
+        ("PUT", "/api/v1/hubs/chat/groups/g/connections/nope", "Error.Connection.NotExisted"),
+        ("DELETE", f"/api/hubs/chat/groups/g/connections/nope?{API}", "Warning.Connection.NotExisted"),
+        ("DELETE", f"/api/hubs/chat/connections/nope?{API}", "Warning.Connection.NotExisted"),
+        ("DELETE", f"/api/hubs/chat/connections/nope/groups?{API}", "Warning.Connection.NotExisted"),
     ]:
         response = await rest(method, path)
         assert response.status == 404, path
         assert (await response.json())["target"] == "connectionId"
+        assert response.headers["x-ms-error-code"] == code, path
     # a send to an unknown connection is accepted, as the service does
     assert (
         await rest("POST", f"/api/hubs/chat/connections/nope/:send?{API}", {"target": "m", "arguments": []})

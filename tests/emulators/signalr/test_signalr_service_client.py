@@ -82,8 +82,11 @@ async def test_rest_calls_raise_on_refusal(emulator: Emulator) -> None:
         assert refused.value.status == 401
         assert "/api/hubs/chat/:send" in str(refused.value)
     async with ServiceClient(emulator.connection_string) as client:
+        # Adding a connection that is gone is what the Management SDK (and the Functions extension) takes
+        # as expected: 404 with x-ms-error-code Error.Connection.NotExisted, no error. Removing it is not.
+        await client.add_connection_to_group("chat", "g", "no-such-connection")
         with pytest.raises(SignalRServiceError) as missing:
-            await client.add_connection_to_group("chat", "g", "no-such-connection")
+            await client.remove_connection_from_group("chat", "g", "no-such-connection")
         assert missing.value.status == 404
         assert not await client.connection_exists("chat", "no-such-connection")
         with pytest.raises(ValueError, match="target"):
