@@ -128,7 +128,8 @@ class Proc:
 
 
 class WholeStack:
-    """`python -m emulators`: the three servers in one process, as `make run` starts them."""
+    """`python -m emulators`, as `make run` starts it: Cosmos DB emulator and Functions host in one
+    process, the SignalR emulator in its child process."""
 
     def __init__(self, data_dir: Path | None) -> None:
         self.app_port, self.cosmos_port, self.signalr_port = free_port(), free_port(), free_port()
