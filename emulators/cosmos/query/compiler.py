@@ -180,6 +180,13 @@ class CompiledQuery:
     # still evaluated on every row it reads, so a seek only ever skips rows the WHERE would refuse.
     order_seeks: list[tuple[str, Expr]] = field(default_factory=list)
 
+    @property
+    def streamable(self) -> bool:
+        """Each document's results depend on that document alone: a page can resume after the last
+        document read, instead of recomputing the whole result (store.py `_stream_page`)."""
+        return not (self.order or self.aggregates or self.distinct or self.joins
+                    or self.top is not None or self.offset is not None or self.limit is not None)
+
     def _count(self, expr: Expr | None, params: dict[str, Any], what: str) -> int | None:
         if expr is None:
             return None

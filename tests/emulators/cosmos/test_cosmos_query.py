@@ -165,3 +165,32 @@ def test_unsupported_or_invalid_queries_are_400_naming_the_construct(
         list(seeded.query_items(query, enable_cross_partition_query=True))
     assert err.value.status_code == 400
     assert fragment in err.value.message
+
+
+def test_paging_a_plain_query_reads_each_document_once() -> None:
+    """Filter-and-project queries resume after the last document read (store.py `_stream_page`): the pages
+    add up to the one-shot answer, and reading them all decodes each document about once."""
+    from emulators.cosmos.store import Store
+
+    s = Store(None)
+    s.create_database({"id": "db"})
+    s.create_container("db", {"id": "c", "partitionKey": {"paths": ["/pk"]}})
+    s.db.execute("BEGIN")
+    for i in range(1000):
+        s.upsert_item("db", "c", {"id": f"d{i:04d}", "pk": f"p{i % 3}", "n": i}, [f"p{i % 3}"], upsert=True)
+    s.db.execute("COMMIT")
+    text, params = "SELECT VALUE c.id FROM c WHERE c.n % @m = 0", {"@m": 2}
+    whole = s.query("db", "c", text, params, None, None, -1, None).documents
+    assert len(whole) == 500
+    pages, token, before = [], None, s.rows_decoded
+    while True:
+        page = s.query("db", "c", text, params, None, None, 7, token)
+        assert len(page.documents) <= 7
+        pages += page.documents
+        token = page.continuation
+        if token is None:
+            break
+    assert pages == whole
+    assert s.rows_decoded - before <= 1000 + 7  # once each (was: the whole container once per page)
+    in_partition = s.query("db", "c", "SELECT VALUE c.n FROM c", {}, ["p1"], None, 100, None)
+    assert len(in_partition.documents) == 100 and in_partition.continuation is not None
