@@ -14,7 +14,6 @@ so the app stays keyless in Azure."""
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -29,8 +28,6 @@ API_VERSION = "2022-06-01"
 SIGNALR_SCOPE = "https://signalr.azure.com/.default"
 TIMEOUT = aiohttp.ClientTimeout(total=5, connect=3)
 TOKEN_LIFETIME = 300
-
-log = logging.getLogger("chat.presence")
 
 
 class PresenceUnknown(Exception):

@@ -12,7 +12,7 @@ import asyncio
 import os
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -46,6 +46,7 @@ class BackendStream:
     headers: dict[str, str]
     response: aiohttp.ClientResponse
     own_session: aiohttp.ClientSession | None = None  # closed with the stream (see `open_stream`)
+    _closing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)  # kept from GC
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
