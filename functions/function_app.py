@@ -1,12 +1,13 @@
 """Cosmic Chat's Function App, read as a table of contents: each function is its declaration plus a call into
 `chat` or `proxies`. The contract is documented in docs/api.md and functions/openapi.yaml.
 
-`@fastapi_edge` gives every HTTP function the FastAPI types of HTTP streams (so FileServer can stream an
-external backend's response) while the handlers keep `azure.functions` objects (chat/fastapi_edge.py)."""
+Every HTTP function uses the worker's classic `azure.functions` types: the host stores the output bindings
+and only then sends the response, so a 201 means the message is stored (docs/parity.md, "HTTP streams").
+Azure's host tries HTTP routes in the order of function names and the first match wins, so the catch-all is
+named to sort last (`z_FileServer`, docs/api.md "Route order")."""
 
 import azure.functions as func
 from chat import handlers
-from chat.fastapi_edge import fastapi_edge
 from chat.settings import HUB, signalr_identity
 from proxies import server
 from proxies.registry import FunctionApp
@@ -30,7 +31,6 @@ app = FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 @app.function_name("SaveChat")
 @app.route(route="api/rooms/{room}/messages", methods=["POST"])
 @app.cosmos_db_output(arg_name="message", **COSMOS)
-@fastapi_edge
 def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.HttpResponse:
     return handlers.save_chat(req, message)
 
@@ -38,7 +38,6 @@ def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.H
 @app.function_name("History")
 @app.route(route="api/rooms/{room}/messages", methods=["GET"])
 @app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_QUERY, partition_key="{room}", **COSMOS)
-@fastapi_edge
 def history(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
     return handlers.history(req, documents)
 
@@ -46,7 +45,6 @@ def history(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpRes
 @app.function_name("HistoryAfter")
 @app.route(route="api/rooms/{room}/messages/after/{after}", methods=["GET"])
 @app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_AFTER_QUERY, partition_key="{room}", **COSMOS)
-@fastapi_edge
 def history_after(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
     return handlers.history_after(req, documents)
 
@@ -56,7 +54,6 @@ def history_after(req: func.HttpRequest, documents: func.DocumentList) -> func.H
 @app.generic_input_binding(
     arg_name="connectionInfo", type="signalRConnectionInfo", **SIGNALR, **signalr_identity()
 )
-@fastapi_edge
 def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
     return handlers.negotiate(req, connectionInfo)
 
@@ -64,7 +61,6 @@ def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
 @app.function_name("JoinRoom")
 @app.route(route="api/rooms/{room}/join", methods=["POST"])
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
-@fastapi_edge
 async def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
     return await handlers.join_room(req, actions)
 
@@ -72,7 +68,6 @@ async def join_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpR
 @app.function_name("LeaveRoom")
 @app.route(route="api/rooms/{room}/leave", methods=["POST"])
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
-@fastapi_edge
 async def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
     return await handlers.leave_room(req, actions)
 
@@ -90,14 +85,14 @@ async def feed_to_signalr(documents: func.DocumentList, signalr: func.Out[str]) 
     handlers.feed_to_signalr(documents, signalr)  # CPU only (one JSON array): no thread hop needed
 
 
-# The catch-all. It declares the output bindings of its in-process proxy targets, under the same names, and
-# passes them on; left unset they write nothing. A target that needs an input binding is called over HTTP
-# instead, so that no static request pays for one (see docs/api.md "proxies.json").
-@app.function_name("FileServer")
+# The catch-all, named to come after every other function in the host's route order (by name, ignore case;
+# "_" sorts after the letters). It declares the output bindings of its in-process proxy targets, under the
+# same names, and passes them on; left unset they write nothing. A target that needs an input binding is
+# called over HTTP instead, so that no static request pays for one (see docs/api.md "proxies.json").
+@app.function_name("z_FileServer")
 @app.route(route="{*path}")
 @app.cosmos_db_output(arg_name="message", **COSMOS)
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
-@fastapi_edge
 async def file_server(
     req: func.HttpRequest, message: func.Out[func.Document], actions: func.Out[str]
 ) -> func.HttpResponse:

@@ -103,9 +103,6 @@ def keyless_settings(
             pulumi.Output.concat("ClientId=", identity_client_id, ";Authorization=AAD"),
         ),
         ("AzureWebJobsDisableHomepage", "true"),
-        # The Python worker's HTTP streams mode (FileServer streams external backends; every HTTP function
-        # takes the FastAPI types, functions/chat/fastapi_edge.py) needs init-time indexing.
-        ("PYTHON_ENABLE_INIT_INDEXING", "1"),
     ]
     return [{"name": name, "value": value} for name, value in settings]
 

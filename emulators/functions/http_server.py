@@ -32,21 +32,57 @@ HOMEPAGE = (b"<!doctype html><title>Your Functions 4.0 app is up and running</ti
             b"<h1>Your Functions 4.0 app is up and running</h1>")
 
 
+RESERVED_ROUTES = ("admin", "runtime")  # ScriptHost.ValidateHttpFunction: a plain prefix test
+
+
+def azure_order(functions: Iterable[FunctionDef]) -> list[FunctionDef]:
+    """The host's order: by name, ordinal ignore case (FunctionMetadataManager's OrderBy)."""
+    return sorted(functions, key=lambda fd: fd.name.upper())
+
+
+def _route_of(fd: FunctionDef) -> str:
+    route = fd.trigger.get("route")
+    # An empty or blank route is the function's name, as in ScriptHost.ValidateHttpFunction.
+    route = fd.name if route is None or not str(route).strip() else str(route)
+    if route.strip("/").lower().startswith(RESERVED_ROUTES):
+        raise FunctionLoadError(f"function {fd.name!r}: route {route!r}: The specified route conflicts with "
+                                "one or more built in routes.")
+    return route
+
+
+def _conflict(a: tuple[str, frozenset[str] | None], b: tuple[str, frozenset[str] | None]) -> bool:
+    """ScriptHost.HttpRoutesConflict: the same route (ignore case) and methods that intersect."""
+    if a[0].strip("/").lower() != b[0].strip("/").lower():
+        return False
+    return a[1] is None or b[1] is None or bool(a[1] & b[1])
+
+
 def build_router(functions: Iterable[FunctionDef], route_prefix: str) -> Router:
+    """The route table as Azure's host builds it: functions in name order, first match wins.
+
+    A route that an earlier one always takes is logged at start-up: Azure would never call it."""
     router = Router()
-    for fd in functions:
-        if fd.trigger.type != "httpTrigger":
-            continue
-        route = fd.trigger.get("route")
-        route = fd.name if route is None else str(route)
+    declared: dict[str, tuple[str, frozenset[str] | None]] = {}
+    for fd in azure_order(f for f in functions if f.trigger.type == "httpTrigger"):
+        route = _route_of(fd)
+        methods = fd.trigger.get("methods")
+        allowed = frozenset(str(m).upper() for m in methods) if methods else ALL_METHODS
+        for other, seen in declared.items():
+            if _conflict((route, allowed), seen):
+                raise FunctionLoadError(f"function {fd.name!r}: The route specified conflicts with the route "
+                                        f"defined by function '{other}'.")
+        declared[fd.name] = (route, allowed)
         full = "/".join(p for p in (route_prefix.strip("/"), route.strip("/")) if p)
         try:
             template = RouteTemplate.parse(full)
         except RouteTemplateError as e:
             raise FunctionLoadError(f"function {fd.name!r}: route {route!r}: {e}") from None
-        methods = fd.trigger.get("methods")
-        allowed = frozenset(str(m).upper() for m in methods) if methods else ALL_METHODS
-        router.add(Route(template=template, methods=allowed, target=fd))
+        entry = Route(template=template, methods=allowed, target=fd)
+        router.add(entry)
+        for method, earlier in router.shadowing(entry):
+            log.warning("function %s: %s /%s is answered by function %s, which comes first in the host's "
+                        "route order (by function name): %s is never called for it", fd.name, method,
+                        template.sample_path(), earlier.target.name, fd.name)  # type: ignore[attr-defined]
     return router
 
 
@@ -56,6 +92,13 @@ def _limit(value: object) -> int | None:
     except (TypeError, ValueError):
         return None
     return n if n > 0 else None
+
+
+def _is_host_path(raw_path: str) -> bool:
+    """The host's own endpoints, served by its controllers before function routing: `/admin/...`
+    (`IsAdminRequest`: StartsWithSegments, ignore case) and `/runtime/webhooks/{extension}/...`."""
+    segments = [s.lower() for s in raw_path.split("/") if s]
+    return segments[:1] == ["admin"] or segments[:2] == ["runtime", "webhooks"]
 
 
 def error_response(status: int, code: str, message: str, **extra: str) -> web.Response:
@@ -125,9 +168,15 @@ class HttpFrontDoor:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         raw_path = request.raw_path.split("?", 1)[0]
+        if _is_host_path(raw_path):
+            log.info("%s %s → 404 (the host's own API, not emulated; never a function's)", request.method,
+                     request.path)
+            return error_response(404, "NotFound", "the Functions host's admin API is not emulated")
         found = self.router.match(request.method, raw_path)
         if found is None:
-            if raw_path.strip("/") == "" and not self.settings.homepage_disabled and request.method == "GET":
+            if raw_path == "/":  # HomepageMiddleware: only when no function ran
+                if self.settings.homepage_disabled:
+                    return web.Response(status=204)
                 return web.Response(body=HOMEPAGE, content_type="text/html")
             log.info("%s %s → 404 (no function matches)", request.method, request.path)
             return web.Response(status=404)

@@ -207,7 +207,8 @@ def index_app(app: func.FunctionRegister, get_setting: Callable[[str], str | Non
     for f in functions:
         name = f.get_function_name()
         if name.lower() in seen:
-            raise FunctionLoadError(f"function name {name!r} is used twice")
+            raise FunctionLoadError(
+                f"The function or proxy name '{name}' must be unique within the function app.")
         seen.add(name.lower())
         user_fn = f.get_user_function()
         bindings: list[BindingSpec] = []

@@ -1,8 +1,12 @@
 """HTTP route templates as the Functions host (ASP.NET Core routing) understands them.
 
-The host turns every `httpTrigger` route into an ASP.NET Core route template; requests are matched
-against all templates in *inbound precedence* order, so `api/rooms/{room}/messages` wins over
-`{*path}` whatever order the functions were declared in. This module re-implements that subset:
+The host turns every `httpTrigger` route into an ASP.NET Core route template and adds them to one
+route table in the order of the functions' names (ordinal, ignore case); a request goes to the
+*first* route that matches, its HTTP method constraint included. There is no "most specific wins":
+a function named `FileServer` with `{*path}` answers `api/rooms/x/messages` before `History` is even
+tried (azure-functions-host `FunctionMetadataManager.cs` orders by name, `WebScriptHostHttpRoutesManager.cs`
+maps in that order; azure-webjobs-sdk-extensions `WebJobsRouter.cs` takes the first match; see
+docs/parity.md). This module re-implements the template subset:
 literal segments (case-insensitive), parameters with inline constraints (`{x:int}`,
 `{x:regex(...)}`, `{x:length(3,8)}`, ...), optional parameters (`{x?}`), defaults (`{x=v}`),
 catch-alls (`{*rest}` / `{**rest}`) and multi-part segments (`{name}.{ext}`).
@@ -322,24 +326,10 @@ class RouteTemplate:
                         raise RouteTemplateError(f"a catch-all must be the last segment in {template!r}")
         return cls(text=text, segments=segments)
 
-    @property
-    def precedence(self) -> tuple[int, ...]:
-        """ASP.NET Core RoutePrecedence.ComputeInbound: one digit per segment, lower wins;
-        literal 1, multi-part 2, constrained parameter 3, parameter 4, catch-all 5."""
-        digits = []
-        for seg in self.segments:
-            param = seg.single_parameter
-            if seg.is_simple_literal:
-                digits.append(1)
-            elif param is None:
-                digits.append(2)
-            elif param.catch_all:
-                digits.append(5)
-            elif param.constraints:
-                digits.append(3)
-            else:
-                digits.append(4)
-        return tuple(digits)
+    def sample_path(self) -> str:
+        """A concrete path this template matches (without a leading slash): what a client of the
+        route would send. Used to find routes that an earlier one shadows."""
+        return "/".join(_sample_segment(seg) for seg in self.segments)
 
     def match(self, path_segments: Sequence[str]) -> dict[str, str] | None:
         """Match decoded path segments (no empty ones); returns route values by parameter name."""
@@ -383,6 +373,25 @@ class RouteTemplate:
         return values
 
 
+_SAMPLES = ("sample", "1", "true", "0f8fad5b-d9cb-469f-a165-70867728950e", "2024-01-01", "a.b", "abc")
+
+
+def _sample_value(param: Parameter) -> str:
+    if param.default is not None and _satisfies(param, param.default):
+        return param.default
+    for candidate in (f"{_SAMPLES[0]}/path",) * param.catch_all + _SAMPLES:
+        try:
+            if _satisfies(param, candidate):
+                return candidate
+        except (RouteTemplateError, ValueError):
+            continue
+    return _SAMPLES[0]
+
+
+def _sample_segment(seg: Segment) -> str:
+    return "".join(p.text if isinstance(p, Literal) else _sample_value(p) for p in seg.parts)
+
+
 def _match_complex(seg: Segment, value: str) -> dict[str, str] | None:
     """A segment like `{name}.{ext}`: ASP.NET matches literals right to left, parameters take the
     rest; a regex with greedy-from-the-right semantics does the same."""
@@ -423,20 +432,20 @@ class Route:
     template: RouteTemplate
     methods: frozenset[str] | None  # None = every method
     target: object
-    order: int = 0
 
 
 class Router:
-    """All routes of the app in inbound precedence order; first match wins."""
+    """The route table in the order routes were added; the first match wins, as `WebJobsRouter`.
+
+    A route whose methods do not include the request's is skipped (ASP.NET's
+    `HttpMethodRouteConstraint`) and the next one tried; when nothing matches the host answers 404,
+    never 405."""
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
-        self._routes: list[Route] = []
-        for r in routes:
-            self.add(r)
+        self._routes: list[Route] = list(routes)
 
     def add(self, route: Route) -> None:
         self._routes.append(route)
-        self._routes.sort(key=lambda r: (r.order, _pad(r.template.precedence), r.template.text.lower()))
 
     @property
     def routes(self) -> list[Route]:
@@ -453,7 +462,14 @@ class Router:
                 return route, values
         return None
 
-
-def _pad(digits: tuple[int, ...]) -> tuple[int, ...]:
-    # Compared as decimals 0.d1d2d3...: a missing digit counts as 0, so pad to a common length.
-    return digits + (0,) * (32 - len(digits))
+    def shadowing(self, route: Route) -> list[tuple[str, Route]]:
+        """(method, earlier route) pairs where an earlier route takes a request meant for `route`:
+        its sample path (`RouteTemplate.sample_path`) sent with that method matches the earlier one first."""
+        path = "/" + route.template.sample_path()
+        methods = sorted(route.methods) if route.methods is not None else ["GET", "POST"]
+        found = []
+        for method in methods:
+            hit = self.match(method, path)
+            if hit is not None and hit[0] is not route:
+                found.append((method, hit[0]))
+        return found

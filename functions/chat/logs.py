@@ -1,7 +1,7 @@
 """One log line per invocation: which function, the outcome, how long. Never the message text (user data).
 
 FileServer dispatches some requests in-process to another function's handler (the 2018 aliases); that is still
-one invocation, so it stays one line, naming the target: `FileServer -> SaveChat 201 in 0.4 ms`."""
+one invocation, so it stays one line, naming the target: `z_FileServer -> SaveChat 201 in 0.4 ms`."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ _targets: ContextVar[list[str] | None] = ContextVar("cosmic_chat_targets", defau
 
 
 def _outcome(result: object) -> str:
-    if isinstance(result, func.HttpResponse) or isinstance(getattr(result, "status_code", None), int):
-        return str(result.status_code)  # type: ignore[attr-defined]  # also FileServer's streamed response
+    if isinstance(result, func.HttpResponse):
+        return str(result.status_code)
     if isinstance(result, str):
         return result
     return "ok"

@@ -1,18 +1,17 @@
-"""Forwarding to an external backend with aiohttp, streamed: the backend's body goes to the client chunk by
-chunk as it arrives (HTTP streams, chat/fastapi_edge.py), so memory stays bounded whatever its size.
+"""Forwarding to an external backend with aiohttp, buffered: the whole answer is read, then returned.
 
-Until the backend's status line and headers arrive, failures are answers: connect/read timeouts → 504,
-connection failures → 502. After that the status is sent; a backend that stalls longer than the read
-timeout between two chunks, or breaks off, cuts the client's response short (its connection closes before
-the end of the chunked body), which is how HTTP says "incomplete"."""
+The app runs in the worker's classic HTTP mode (no HTTP streams: there the response would leave before the
+output bindings are stored, docs/parity.md), so a response body is always in memory. What keeps that safe is
+bounding it: a backend that announces or sends more than `PROXY_MAX_RESPONSE_BYTES` → 502 (nothing beyond
+the cap is read), one that does not answer in full within `PROXY_TIMEOUT_SECONDS` → 504, one that cannot be
+reached or breaks off → 502. The client always gets a whole answer or a clear error, never a cut body."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -31,41 +30,19 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
     weakref.WeakKeyDictionary()
 )
 
 
-@dataclass
-class BackendStream:
-    """An open backend response: status and headers now, the body by `chunks()`, released at its end (or
-    by `close()` when the body is not wanted: HEAD, a body override)."""
-
+@dataclass(frozen=True)
+class BackendResponse:
     status: int
     headers: dict[str, str]
-    response: aiohttp.ClientResponse
-    own_session: aiohttp.ClientSession | None = None  # closed with the stream (see `open_stream`)
-    _closing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)  # kept from GC
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self.response.content.iter_any():
-                yield chunk
-        except TimeoutError:
-            raise ForwardError(504, "backend_timeout", "the backend stalled mid-body") from None
-        except aiohttp.ClientError as error:
-            broke = f"the backend broke off: {type(error).__name__}"
-            raise ForwardError(502, "backend_unreachable", broke) from None
-        finally:
-            self.response.release()
-            if self.own_session is not None:
-                await self.own_session.close()
-
-    def close(self) -> None:
-        self.response.close()
-        if self.own_session is not None:
-            self._closing = asyncio.get_running_loop().create_task(self.own_session.close())
+    body: bytes
 
 
 class ForwardError(Exception):
@@ -76,11 +53,14 @@ class ForwardError(Exception):
         self.message = message
 
 
+def max_response_bytes() -> int:
+    return int(os.environ.get("PROXY_MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES))
+
+
 def timeouts() -> aiohttp.ClientTimeout:
-    """No total: a stream may rightly last long. What is bounded is waiting: for the connection, and for
-    each read (the headers, then every chunk)."""
-    idle = float(os.environ.get("PROXY_TIMEOUT_SECONDS", "30"))
-    return aiohttp.ClientTimeout(total=None, connect=min(idle, 10.0), sock_read=idle)
+    """`total` bounds the whole exchange, body included: the answer is complete or it is a 504."""
+    total = float(os.environ.get("PROXY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS))
+    return aiohttp.ClientTimeout(total=total, connect=min(total, 10.0))
 
 
 def _new_session() -> aiohttp.ClientSession:
@@ -108,27 +88,49 @@ def clean_headers(headers: dict[str, str] | object) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}  # type: ignore[attr-defined]
 
 
-async def open_stream(
+def _too_large(cap: int) -> ForwardError:
+    return ForwardError(502, "backend_too_large", f"the backend's answer is over {cap} bytes")
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int, read_body: bool) -> bytes:
+    if response.content_length is not None and response.content_length > cap:
+        raise _too_large(cap)  # refused on the announcement: not a byte of it is read
+    if not read_body:
+        return b""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise _too_large(cap)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def fetch(
     method: str, url: str, headers: dict[str, str], body: bytes, pooled: bool = True
-) -> BackendStream:
-    """`pooled=False`: a session of its own, closed with the stream. For rare calls (this app calling
-    itself for the /api/config alias), so that no pooled session outlives the worker unclosed."""
+) -> BackendResponse:
+    """One exchange with a backend. `pooled=False`: a session of its own, closed at the end, for rare calls
+    (this app calling itself for the /api/config alias), so that no pooled session outlives the worker."""
     own = None if pooled else _new_session()
+    cap = max_response_bytes()
     try:
-        response = await (own or _session()).request(
+        async with (own or _session()).request(
             method,
             url,
             headers=clean_headers(headers),
             data=body or None,
             allow_redirects=False,
             timeout=timeouts(),
-        )
-    except (TimeoutError, aiohttp.ClientError) as error:
-        if own is not None:
-            await own.close()
-        if isinstance(error, TimeoutError):
-            raise ForwardError(504, "backend_timeout", "the backend did not answer in time") from None
+        ) as response:
+            content = await _read_capped(response, cap, read_body=method != "HEAD")
+            return BackendResponse(response.status, clean_headers(response.headers), content)
+    except TimeoutError:
+        raise ForwardError(504, "backend_timeout", "the backend did not answer in time") from None
+    except aiohttp.ClientError as error:
         raise ForwardError(
             502, "backend_unreachable", f"the backend failed: {type(error).__name__}"
         ) from None
-    return BackendStream(response.status, clean_headers(response.headers), response, own)
+    finally:
+        if own is not None:
+            await own.close()

@@ -46,15 +46,15 @@ def _methods(trigger: Any) -> frozenset[str]:
 
 
 def http_functions(app: func.FunctionApp, exclude: str | None = None) -> list[HttpFunction]:
-    """Every HTTP-triggered function but `exclude` (FileServer itself), most specific route first."""
+    """Every HTTP-triggered function but `exclude` (the catch-all itself), most specific route first."""
     found: list[HttpFunction] = []
     for fn in app.get_functions():
         name = fn.get_function_name()
         trigger = fn.get_trigger()
         if name == exclude or not fn.is_http_function() or trigger is None:
             continue
-        # Called in-process with azure.functions objects: the handler under chat.fastapi_edge's wrapper.
-        handler = inspect.unwrap(fn.get_user_function())
+        # Called in-process with azure.functions objects, as the worker calls it.
+        handler = fn.get_user_function()
         params = list(inspect.signature(handler).parameters)
         trigger_arg = trigger.name
         found.append(

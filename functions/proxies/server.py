@@ -1,5 +1,8 @@
 """FileServer: the catch-all HTTP function, driven by proxies.json.
 
+Its function name, `z_FileServer`, sorts after every other function's: Azure's host tries routes in the
+order of function names and takes the first match, so the catch-all must come last (docs/api.md).
+
 Order of decisions for a request that reached the catch-all: 1. A path that one of the app's own HTTP
 functions routes, with a method none of them accepts → 405 + Allow (the host sends such a request here
 because the catch-all accepts every method). 2. The most specific proxy whose route matches and whose
@@ -19,7 +22,6 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
-from azurefunctions.extensions.http.fastapi import Response, StreamingResponse
 from chat.errors import ApiError, json_response, method_not_allowed, not_found
 from chat.logs import invocation
 from chat.validation import MAX_BODY_BYTES
@@ -30,7 +32,7 @@ from .registry import HttpFunction, http_functions
 
 log = logging.getLogger("cosmic_chat.fileserver")
 
-FILESERVER = "FileServer"
+FILESERVER = "z_FileServer"
 STATIC_SCHEME = "www:"
 _SECRET_HEADER_PREFIXES = ("x-ms-client-principal", "x-ms-token-")
 # The caller's credentials for THIS app (e.g. App Service authentication's session cookie) must not reach
@@ -69,7 +71,7 @@ class _Lookup:
         self.req = req
         self.route_values = route_values
         self.encode = encode
-        self.backend: func.HttpResponse | Response | None = None
+        self.backend: func.HttpResponse | None = None
 
     def __call__(self, key: str) -> str | None:
         if key in self.route_values:
@@ -158,19 +160,11 @@ def _request_overrides(
     return method, headers, params, body
 
 
-class BackendStreamingResponse(StreamingResponse):
-    """An external backend's body on its way to the client; `backend` is closed if the body is dropped."""
-
-    def __init__(self, backend: forward.BackendStream, headers: dict[str, str]) -> None:
-        super().__init__(backend.chunks(), status_code=backend.status, headers=headers)
-        self.backend = backend
-
-
-Answer = func.HttpResponse | Response
+Answer = func.HttpResponse
 
 
 def _apply_response_overrides(response: Answer, proxy: Proxy, lookup: _Lookup) -> Answer:
-    """`response.*` overrides. A streamed backend body stays streamed unless `response.body` replaces it."""
+    """`response.*` overrides: status, headers and body of the backend's answer, with placeholders."""
     if not proxy.response_overrides:
         return response
     lookup.backend = response
@@ -196,25 +190,14 @@ def _apply_response_overrides(response: Answer, proxy: Proxy, lookup: _Lookup) -
             if text:
                 headers[name] = text
         # response.statusReason: the Python worker cannot set a reason phrase; accepted and ignored.
-    if isinstance(response, BackendStreamingResponse):
-        if body is None:
-            response.status_code = status
-            for name in list(response.headers.keys()):
-                del response.headers[name]
-            for name, value in headers.items():
-                response.headers[name] = value
-            return response
-        response.backend.close()
-        headers.pop("content-length", None)
-        return func.HttpResponse(body, status_code=status, headers=headers)
     if body is None:
-        body = response.get_body()  # type: ignore[union-attr]  # in-process and static answers
+        body = response.get_body()
     return func.HttpResponse(
         body,
         status_code=status,
         headers=headers,
-        mimetype=response.mimetype,  # type: ignore[union-attr]
-        charset=response.charset,  # type: ignore[union-attr]
+        mimetype=response.mimetype,
+        charset=response.charset,
     )
 
 
@@ -253,8 +236,8 @@ async def _in_process(
 
 def self_origin(req: func.HttpRequest) -> str:
     """Where this app answers: `WEBSITE_HOSTNAME` (https, or http on a loopback address as the local host
-    sets it), else the origin the request came to. The request's own URL is not used first: in HTTP
-    streams mode it may be the worker's internal address."""
+    sets it), else the origin the request came to. `WEBSITE_HOSTNAME` comes first: the request's own URL
+    names whatever address the front end reached the host on, not necessarily the public one."""
     host = os.environ.get("WEBSITE_HOSTNAME", "")
     if not host:
         parts = urlsplit(req.url)
@@ -275,11 +258,17 @@ async def _loopback(
     included: they are for this very app (e.g. App Service authentication's session)."""
     scheme, netloc = urlsplit(self_origin(req))[:2]
     url = urlunsplit((scheme, netloc, path, urlencode(params), ""))
+    return await _forward(method, url, headers, body, pooled=False)
+
+
+async def _forward(
+    method: str, url: str, headers: dict[str, str], body: bytes, pooled: bool = True
+) -> Answer:
     try:
-        backend = await forward.open_stream(method, url, headers, body, pooled=False)
+        answer = await forward.fetch(method, url, headers, body, pooled=pooled)
     except forward.ForwardError as error:
         return ApiError(error.status, error.code, error.message).response()
-    return BackendStreamingResponse(backend, backend.headers)
+    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 def _static(proxy: Proxy, target: str, method: str, req: func.HttpRequest) -> func.HttpResponse:
@@ -339,14 +328,7 @@ async def _backend(
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
     headers = _external_headers(headers, proxy)
     headers["X-Forwarded-Host"] = urlsplit(req.url).netloc
-    try:
-        backend = await forward.open_stream(method, url, headers, body)
-    except forward.ForwardError as error:
-        return ApiError(error.status, error.code, error.message).response()
-    if req.method == "HEAD":
-        backend.close()
-        return func.HttpResponse(b"", status_code=backend.status, headers=backend.headers)
-    return BackendStreamingResponse(backend, backend.headers)
+    return await _forward(method, url, headers, body)
 
 
 @invocation(FILESERVER)

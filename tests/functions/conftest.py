@@ -19,9 +19,8 @@ if str(FUNCTIONS) not in sys.path:
 
 
 class AppModule:
-    """function_app with each function as its handler is written: `azure.functions` objects in and out.
-    The worker calls them through chat.fastapi_edge's FastAPI wrapper (tested in test_fastapi_edge.py and
-    through the host); FileServer's in-process dispatch calls them unwrapped, as these tests do."""
+    """function_app with each function as its handler is written: `azure.functions` objects in and out,
+    as the worker (classic HTTP mode) and FileServer's in-process dispatch call them."""
 
     def __init__(self, module: ModuleType) -> None:
         self.module = module

@@ -11,6 +11,8 @@ import sys
 import pytest
 from functions_testkit import FUNCTIONS
 
+from emulators.functions.routing import RouteTemplate, split_path
+
 COSMOS = {"connection": "CosmosDBConnection", "databaseName": "chat", "containerName": "messages"}
 SIGNALR = {"hubName": "chat", "connectionStringSetting": "AzureSignalRConnectionString"}
 
@@ -36,7 +38,7 @@ def test_function_names(app_module):
         "JoinRoom",
         "LeaveRoom",
         "FeedToSignalR",
-        "FileServer",
+        "z_FileServer",
     }
 
 
@@ -49,7 +51,7 @@ def test_function_names(app_module):
         ("SignalRConfiguration", "api/negotiate", ["POST"]),
         ("JoinRoom", "api/rooms/{room}/join", ["POST"]),
         ("LeaveRoom", "api/rooms/{room}/leave", ["POST"]),
-        ("FileServer", "{*path}", None),
+        ("z_FileServer", "{*path}", None),
     ],
 )
 def test_http_routes_methods_and_anonymous_access(app_module, name, route, methods):
@@ -136,7 +138,7 @@ def test_feed_trigger(app_module):
 def test_fileserver_declares_its_targets_outputs_and_no_input(app_module):
     """An input binding would be resolved on every FileServer request, static files included; targets that
     need one are called over HTTP (test_proxies.py)."""
-    fileserver = bindings(table(app_module.app)["FileServer"])
+    fileserver = bindings(table(app_module.app)["z_FileServer"])
     for name in ("SaveChat", "JoinRoom", "LeaveRoom"):
         for arg, binding in bindings(table(app_module.app)[name]).items():
             if binding["type"] not in ("httpTrigger", "http"):
@@ -165,3 +167,63 @@ def test_requirements_are_runtime_only():
     ]
     assert "azure-functions" in lines
     assert not {"pytest", "hypothesis", "ruff", "azure-functions-worker"} & set(lines)
+
+
+def test_requirements_have_no_http_streams():
+    """HTTP streams send the response before the outputs are stored (docs/parity.md): the app must not pull
+    the extension (or its FastAPI stack) into the worker, where importing it alone turns streams on."""
+    text = (FUNCTIONS / "requirements.txt").read_text().lower()
+    for package in ("azurefunctions-extensions-http-fastapi", "fastapi", "uvicorn", "pydantic", "starlette"):
+        assert package not in text
+
+
+def azure_route_table(app) -> list[tuple[str, RouteTemplate, frozenset[str] | None]]:
+    """Azure's route table: HTTP functions by name, ordinal ignore case (azure-functions-host
+    FunctionMetadataManager.cs), each route with its method constraint; the first match wins."""
+    rows = []
+    for fn in sorted(app.get_functions(), key=lambda f: f.get_function_name().upper()):
+        if fn.is_http_function():
+            trigger = http(json.loads(fn.get_function_json()))
+            methods = trigger.get("methods")
+            rows.append((fn.get_function_name(), RouteTemplate.parse(trigger["route"]),
+                         frozenset(m.upper() for m in methods) if methods else None))
+    return rows
+
+
+def first_match(rows, method: str, path: str) -> str | None:
+    segments = split_path(path)
+    for name, template, methods in rows:
+        if (methods is None or method in methods) and template.match(segments) is not None:
+            return name
+    return None
+
+
+def test_under_azures_route_order_every_function_gets_its_own_requests(app_module):
+    rows = azure_route_table(app_module.app)
+    assert rows[-1][0] == "z_FileServer"  # the catch-all sorts last
+    for name, template, methods in rows[:-1]:
+        for method in sorted(methods or {"GET", "POST"}):
+            path = "/" + template.sample_path()
+            assert first_match(rows, method, path) == name, f"{method} {path} would not reach {name} in Azure"
+
+
+def test_under_azures_route_order_the_catch_all_gets_only_what_no_function_serves(app_module):
+    rows = azure_route_table(app_module.app)
+    proxies = json.loads((FUNCTIONS / "proxies.json").read_text())["proxies"]
+    for proxy in proxies.values():
+        path = "/" + RouteTemplate.parse(proxy["matchCondition"]["route"]).sample_path()
+        for method in proxy["matchCondition"].get("methods") or ["GET"]:
+            assert first_match(rows, method.upper(), path) == "z_FileServer", (method, path)
+    # A method an API route does not accept falls through to the catch-all, which answers 405 (not 404).
+    assert first_match(rows, "GET", "/api/negotiate") == "z_FileServer"
+    assert first_match(rows, "DELETE", "/api/rooms/general/messages") == "z_FileServer"
+    assert not any(template.text.lower().startswith(("admin", "runtime")) for _, template, _ in rows)
+
+
+def test_the_name_order_would_shadow_the_api_if_the_catch_all_sorted_first(app_module):
+    """The negative control: under the old name, FileServer sorts before History and takes its requests."""
+    renamed = {"z_FileServer": "FileServer"}
+    rows = [(renamed.get(n, n), t, m) for n, t, m in azure_route_table(app_module.app)]
+    rows.sort(key=lambda row: row[0].upper())
+    assert first_match(rows, "GET", "/api/rooms/general/messages") == "FileServer"
+    assert first_match(rows, "POST", "/api/negotiate") == "FileServer"

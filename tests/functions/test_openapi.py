@@ -26,7 +26,7 @@ def app_operations(app) -> set[tuple[str, str]]:
     ops: set[tuple[str, str]] = set()
     for fn in app.get_functions():
         trigger = fn.get_trigger()
-        if not fn.is_http_function() or fn.get_function_name() == "FileServer":
+        if not fn.is_http_function() or fn.get_function_name() == "z_FileServer":
             continue
         for method in trigger.methods:
             ops.add((str(getattr(method, "value", method)).lower(), normalise(trigger.route)))

@@ -45,11 +45,15 @@ async def backend():
         return web.Response(text="late")
 
     async def big(request: web.Request) -> web.StreamResponse:
+        """40 chunks of 64 KiB, chunked (no Content-Length): the size is known only by reading."""
         response = web.StreamResponse()
         await response.prepare(request)
-        for _ in range(40):
+        for _ in range(int(request.query.get("chunks", "40"))):
             await response.write(b"x" * 65536)
         return response
+
+    async def sized(request: web.Request) -> web.Response:
+        return web.Response(body=b"y" * int(request.query["n"]))
 
     async def drip(request: web.Request) -> web.StreamResponse:
         """`first`, then (once the test says so) `second`; or `first` and a stall with ?stall=1."""
@@ -65,6 +69,7 @@ async def backend():
     app = web.Application()
     app.router.add_route("*", "/slow", slow)
     app.router.add_get("/big", big)
+    app.router.add_get("/sized", sized)
     app.router.add_get("/drip", drip)
     app.router.add_route("*", "/{tail:.*}", echo)
     runner = web.AppRunner(app)
@@ -93,16 +98,9 @@ async def serve(app_module, proxies, method, path, body=b"", params=None, header
         body=body,
     )
     bindings = bindings or {"message": Out(), "actions": Out(), "connectionInfo": "{}"}
-    return await drained(await server.serve(app_module.app, req, bindings, proxies=table(proxies)))
-
-
-async def drained(response):
-    """An external backend's streamed answer, read to its end, as a func.HttpResponse (status, headers and
-    body), so assertions read the same for every kind of backend."""
-    if not isinstance(response, server.BackendStreamingResponse):
-        return response
-    body = b"".join([chunk async for chunk in response.body_iterator])
-    return func.HttpResponse(body, status_code=response.status_code, headers=dict(response.headers.items()))
+    response = await server.serve(app_module.app, req, bindings, proxies=table(proxies))
+    assert isinstance(response, func.HttpResponse)  # classic HTTP mode: always a whole answer
+    return response
 
 
 def test_route_templates():
@@ -267,54 +265,53 @@ async def test_unreachable_backend_is_502(app_module, free_port):
     await forward.close_sessions()
 
 
-async def test_a_large_backend_body_is_streamed_whole(app_module, backend):
+async def test_a_large_backend_body_within_the_cap_arrives_whole(app_module, backend):
     address, _ = backend
     proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/big"}}
     response = await serve(app_module, proxies, "GET", "ext")
     assert response.status_code == 200 and response.get_body() == b"x" * (40 * 65536)
 
 
-def streamed(address: str, query: str = "") -> list[config.Proxy]:
-    return table({"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/drip{query}"}})
-
-
-async def test_the_backend_body_reaches_the_client_as_it_arrives(app_module, backend):
-    """The first chunk is handed on while the backend still holds back the second: nothing waits for the
-    whole body."""
+@pytest.mark.parametrize("path", ["big?chunks=40", "sized?n=2621440"])
+async def test_a_backend_body_over_the_cap_is_502(app_module, backend, monkeypatch, path):
+    """Announced (Content-Length) or only found by reading (chunked): over PROXY_MAX_RESPONSE_BYTES the
+    client gets a named 502, never a truncated body."""
     address, _ = backend
-    req = func.HttpRequest("GET", "https://chat.example/ext", body=b"", route_params={"path": "ext"})
-    response = await server.serve(app_module.app, req, {}, proxies=streamed(address))
-    assert isinstance(response, server.BackendStreamingResponse)
-    assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
-    chunks = response.body_iterator
-    assert await anext(chunks) == b"first"
-    assert not backend[1].release.is_set()  # the backend has not sent the rest yet
-    backend[1].release.set()
-    assert b"".join([c async for c in chunks]) == b"second"
+    monkeypatch.setenv("PROXY_MAX_RESPONSE_BYTES", str(1024 * 1024))
+    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/{path}"}}
+    response = await serve(app_module, proxies, "GET", "ext")
+    assert response.status_code == 502
+    assert body_json(response)["error"] == {
+        "code": "backend_too_large", "message": "the backend's answer is over 1048576 bytes", "field": None}
 
 
-async def test_a_backend_that_stalls_mid_body_cuts_the_stream(app_module, backend, monkeypatch):
+async def test_a_body_at_the_cap_is_served(app_module, backend, monkeypatch):
+    address, _ = backend
+    monkeypatch.setenv("PROXY_MAX_RESPONSE_BYTES", "1000")
+    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/sized?n=1000"}}
+    response = await serve(app_module, proxies, "GET", "ext")
+    assert response.status_code == 200 and response.get_body() == b"y" * 1000
+
+
+async def test_a_backend_that_stalls_mid_body_is_504_not_a_cut_body(app_module, backend, monkeypatch):
     address, _ = backend
     monkeypatch.setenv("PROXY_TIMEOUT_SECONDS", "0.3")
-    req = func.HttpRequest("GET", "https://chat.example/ext", body=b"", route_params={"path": "ext"})
-    response = await server.serve(app_module.app, req, {}, proxies=streamed(address, "?stall=1"))
-    chunks = response.body_iterator
-    assert await anext(chunks) == b"first"
-    backend[1].release.set()
-    with pytest.raises(forward.ForwardError) as cut:
-        await anext(chunks)
-    assert cut.value.status == 504  # status 200 is already out: the client sees the body cut short
+    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/drip?stall=1"}}
+    task = asyncio.create_task(serve(app_module, proxies, "GET", "ext"))
+    await asyncio.sleep(0.05)
+    backend[1].release.set()  # "first" was sent; the rest comes 5 s later, after the 0.3 s budget
+    response = await task
+    assert response.status_code == 504 and body_json(response)["error"]["code"] == "backend_timeout"
 
 
-async def test_a_body_override_drops_the_backend_body(app_module, backend):
+async def test_a_body_override_replaces_the_backend_body(app_module, backend):
     address, _ = backend
+    backend[1].release.set()
     proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/drip",
                        "responseOverrides": {"response.body": "replaced", "response.statusCode": "203"}}}
-    req = func.HttpRequest("GET", "https://chat.example/ext", body=b"", route_params={"path": "ext"})
-    response = await server.serve(app_module.app, req, {}, proxies=table(proxies))
-    assert isinstance(response, func.HttpResponse)
+    response = await serve(app_module, proxies, "GET", "ext")
     assert response.status_code == 203 and response.get_body() == b"replaced"
-    assert not backend[1].release.is_set()  # answered without waiting for the backend's body
+    assert response.headers["content-type"] == "text/event-stream"
 
 
 async def test_missing_app_setting_is_a_named_configuration_error(app_module, monkeypatch):

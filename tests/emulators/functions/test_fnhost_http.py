@@ -23,7 +23,30 @@ async def get_json(http, url, method="GET", **kw):
         return r.status, await r.json(content_type=None)
 
 
-async def test_routes_follow_aspnet_precedence_not_declaration_order(basic_host, http):
+async def test_routes_are_tried_in_function_name_order_and_the_first_match_wins(basic_host, http):
+    """azure-functions-host orders functions by name (FunctionMetadataManager.cs) and maps their routes in
+    that order; WebJobsRouter takes the first match. No "most specific wins": order_a_param takes
+    /order/literal."""
+    u = basic_host.url
+    assert (await get_json(http, f"{u}/order/literal"))[1] == {"function": "order-param",
+                                                               "route_params": {"x": "literal"}}
+    assert (await get_json(http, f"{u}/order/other", "POST"))[1] == {"function": "order-post",
+                                                                     "route_params": {"y": "other"}}
+    names = [route.target.name for route in basic_host.front_door.router.routes]
+    assert names == sorted(names, key=str.upper) and names[-1] == "zz_catch_all"
+
+
+async def test_a_shadowed_route_is_named_at_start_up(caplog):
+    with caplog.at_level(logging.WARNING, logger="emulators.functions"):
+        host = await start(APPS / "basic", port=0, create_local_settings=False)
+        await host.close()
+    shadowed = [r.getMessage() for r in caplog.records if "never called" in r.getMessage()]
+    assert shadowed == ["function order_b_literal: GET /order/literal is answered by function order_a_param, "
+                        "which comes first in the host's route order (by function name): order_b_literal is "
+                        "never called for it"]
+
+
+async def test_route_constraints_still_apply_in_name_order(basic_host, http):
     u = basic_host.url
     assert (await get_json(http, f"{u}/items/new"))[1]["function"] == "literal"
     assert (await get_json(http, f"{u}/items/7"))[1] == {"function": "int", "route_params": {"id": "7"}}

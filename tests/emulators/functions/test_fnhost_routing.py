@@ -1,4 +1,4 @@
-"""Route templates and ASP.NET Core inbound precedence, without a server."""
+"""Route templates and the first-match route table, without a server."""
 
 import pytest
 
@@ -14,13 +14,24 @@ def target(r: Router, path: str, method: str = "GET"):
     return None if found is None else (found[0].target, found[1])
 
 
-def test_literal_beats_constrained_beats_parameter_beats_catch_all_whatever_the_order():
-    r = router("{*path}", "items/{name}", "items/{id:int}", "items/new")
+def test_the_first_matching_route_wins_in_the_order_they_were_added():
+    """Azure's WebJobsRouter: no precedence sort, so a catch-all added first takes everything."""
+    r = router("items/{id:int}", "items/new", "items/{name}", "{*path}")
     assert target(r, "/items/new") == ("items/new", {})
     assert target(r, "/items/42") == ("items/{id:int}", {"id": "42"})
     assert target(r, "/items/abc") == ("items/{name}", {"name": "abc"})
     assert target(r, "/other/deep/path") == ("{*path}", {"path": "other/deep/path"})
     assert target(r, "/") == ("{*path}", {})
+    first = router("{*path}", "items/new", "items/{id:int}")
+    assert target(first, "/items/new") == ("{*path}", {"path": "items/new"})
+    assert target(first, "/items/42") == ("{*path}", {"path": "items/42"})
+
+
+def test_shadowing_names_the_earlier_route_and_the_method():
+    r = Router([Route(RouteTemplate.parse("a/{x}"), frozenset({"GET"}), "param"),
+                Route(RouteTemplate.parse("a/lit"), frozenset({"GET", "POST"}), "literal")])
+    assert [(m, e.target) for m, e in r.shadowing(r.routes[1])] == [("GET", "param")]
+    assert r.shadowing(r.routes[0]) == []
 
 
 def test_literals_are_case_insensitive_and_values_are_decoded_except_slash():

@@ -1,4 +1,4 @@
-"""A test app for the local host: routing precedence, conversion, sync/async, errors."""
+"""A test app for the local host: route order, conversion, sync/async, errors."""
 
 import asyncio
 import json
@@ -45,9 +45,29 @@ def optional(req: func.HttpRequest) -> func.HttpResponse:
     return reply("optional", req)
 
 
+# Named to sort last: Azure's host tries routes in the order of function names, first match wins.
+@app.function_name("zz_catch_all")
 @app.route(route="{*path}", methods=["GET"])
 def catch_all(req: func.HttpRequest) -> func.HttpResponse:
     return reply("catch-all", req)
+
+
+# Under Azure's rule `order_a_param` (sorts first) takes /order/literal; ASP.NET precedence alone would have
+# picked the literal. The host warns at start-up that order_b_literal is never reached.
+@app.route(route="order/{x}", methods=["GET"])
+def order_a_param(req: func.HttpRequest) -> func.HttpResponse:
+    return reply("order-param", req)
+
+
+@app.route(route="order/literal", methods=["GET"])
+def order_b_literal(req: func.HttpRequest) -> func.HttpResponse:
+    return reply("order-literal", req)
+
+
+# The same template for another method is no conflict: a POST falls through order_a_param's GET constraint.
+@app.route(route="order/{y}", methods=["POST"])
+def order_c_post(req: func.HttpRequest) -> func.HttpResponse:
+    return reply("order-post", req)
 
 
 @app.route(route="only-post", methods=["POST"])
