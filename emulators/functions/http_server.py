@@ -18,7 +18,7 @@ from aiohttp import web
 
 from . import conversion, http_streams, log_levels
 from .expressions import BindingExpressionError
-from .invoker import InvocationError, Invoker
+from .invoker import InvocationError, InvocationResult, Invoker
 from .loader import FunctionDef, FunctionLoadError
 from .routing import Route, Router, RouteTemplate, RouteTemplateError
 from .settings import HostSettings
@@ -241,6 +241,10 @@ class HttpFrontDoor:
                 f"an HTTP streams function must return a FastAPI Response, not {type(response).__name__}")))
         whole = http_streams.whole_response(response)
         if whole is not None:  # a body already in memory: one write, as the worker's web server does it
+            self._cors(request, whole)
+            await whole.prepare(request)
+            await whole.write_eof()
+            await self._outputs_after_response(fd, trigger, whole.status, result)
             ms = (time.perf_counter() - started) * 1000
             log.info("%s %s → %d in %.1f ms (Succeeded, id=%s)", fd.name, trigger, whole.status, ms,
                      result.invocation_id)
@@ -262,7 +266,20 @@ class HttpFrontDoor:
                 request.transport.close()
             return writer.stream
         stream = writer.stream
+        await self._outputs_after_response(fd, trigger, stream.status, result)
         ms = (time.perf_counter() - started) * 1000
         log.info("%s %s → %d in %.1f ms (Succeeded, id=%s)", fd.name, trigger, stream.status, ms,
                  result.invocation_id)
         return stream
+
+    async def _outputs_after_response(self, fd: FunctionDef, trigger: str, status: int,
+                                      result: InvocationResult) -> None:
+        """Azure's order in HTTP streams mode: the response is out, then the outputs go to the host. A failed
+        output can no longer change what the client got; it is only logged, as the host would."""
+        if result.write_outputs is None:
+            return
+        try:
+            await result.write_outputs()
+        except InvocationError as e:
+            log.error("%s %s: %s after the response (%d) was sent: the client was told it succeeded\n%s",
+                      fd.name, trigger, e, status, "".join(traceback.format_exception(e.cause)).rstrip())

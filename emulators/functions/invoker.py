@@ -14,7 +14,7 @@ import functools
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,6 +50,9 @@ class InvocationResult:
     return_datum: Datum | None
     http_outputs: dict[str, Datum]
     stream_response: Any = None  # HTTP streams: the handler's Starlette Response, as returned
+    # HTTP streams: the output bindings, written only once the response has been sent (the worker calls
+    # set_http_response before it returns output_data to the host, dispatcher.py).
+    write_outputs: Callable[[], Awaitable[None]] | None = None
 
 
 class Invoker:
@@ -121,21 +124,26 @@ class Invoker:
         except Exception as e:
             raise InvocationError("handler", e) from e
         http_outputs: dict[str, Datum] = {}
-        for b in fd.outputs:
-            value = outs[b.name].get()
-            if value is None:
-                continue
-            try:
-                datum = conversion.encode(b.type, value, fd.out_type(b))
-                if b.type == "http":
-                    http_outputs[b.name] = datum
-                else:
-                    await self.outputs[b.type].write(fd, b, datum, data)
-            except Exception as e:
-                raise InvocationError(f"output binding {b.name!r} ({b.type})", e) from e
-        return_datum = None
+
+        async def write_outputs() -> None:
+            for b in fd.outputs:
+                value = outs[b.name].get()
+                if value is None:
+                    continue
+                try:
+                    datum = conversion.encode(b.type, value, fd.out_type(b))
+                    if b.type == "http":
+                        http_outputs[b.name] = datum
+                    else:
+                        await self.outputs[b.type].write(fd, b, datum, data)
+                except Exception as e:
+                    raise InvocationError(f"output binding {b.name!r} ({b.type})", e) from e
+
         if fd.http_streams:
-            return InvocationResult(invocation_id, None, http_outputs, stream_response=result)
+            return InvocationResult(invocation_id, None, http_outputs, stream_response=result,
+                                    write_outputs=write_outputs)
+        await write_outputs()  # classic mode: the outputs are stored before the response exists
+        return_datum = None
         if fd.return_binding is not None and result is not None:
             try:
                 return_datum = conversion.encode(fd.return_binding.type, result, fd.return_annotation)

@@ -262,7 +262,7 @@ def index_app(app: func.FunctionRegister, get_setting: Callable[[str], str | Non
             fd.annotations.get(fd.trigger.name))
         _check_annotations(fd, bindings)
         defs.append(fd)
-    _check_http_streams(defs)
+    _check_http_streams(defs, get_setting("PYTHON_ENABLE_INIT_INDEXING"))
     return defs
 
 
@@ -276,13 +276,24 @@ def _is_streams_request(annotation: Any) -> bool:
     return issubclass(annotation, Request)
 
 
-def _check_http_streams(defs: list[FunctionDef]) -> None:
+def _true_like(value: str | None) -> bool:
+    """The worker's `is_true_like` (azure_functions_worker/utils/common.py)."""
+    return value is not None and value.lower().strip() in {"1", "true", "t", "yes", "y"}
+
+
+def _check_http_streams(defs: list[FunctionDef], init_indexing: str | None) -> None:
     """HTTP streams are app-wide in the worker: once one function takes the FastAPI types, the host proxies
     every HTTP invocation to the worker's web server, where `func.HttpRequest` functions no longer work.
-    Refused at start-up here, so that the mistake is not found in Azure."""
+    And the worker starts that web server only when `PYTHON_ENABLE_INIT_INDEXING` is true
+    (dispatcher.py `_handle__worker_init_request`); without it an invocation waits for a request that
+    never comes. Both are refused at start-up here, so that the mistake is not found in Azure."""
     http = [fd for fd in defs if fd.trigger.type == "httpTrigger"]
     streams = [fd.name for fd in http if fd.http_streams]
     classic = [fd.name for fd in http if not fd.http_streams]
+    if streams and not _true_like(init_indexing):
+        raise FunctionLoadError(
+            f"HTTP streams ({', '.join(streams)} take a FastAPI Request) need the app setting "
+            "PYTHON_ENABLE_INIT_INDEXING=1: without it the Python worker never starts its HTTP server")
     if streams and classic:
         raise FunctionLoadError(
             f"HTTP streams are on ({', '.join(streams)} take a FastAPI Request), so every HTTP function must "

@@ -3,6 +3,7 @@ body arrives as it is sent, and writes its Response as it is produced."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -16,9 +17,15 @@ from emulators.functions.loader import FunctionLoadError
 APPS = Path(__file__).parent / "apps"
 
 
+# The worker starts its HTTP server only with init-time indexing (dispatcher.py).
+STREAMS_ON = {"PYTHON_ENABLE_INIT_INDEXING": "1",
+              # Nothing listens on port 9: the signalR output fails, after the response.
+              "AzureSignalRConnectionString": "Endpoint=http://127.0.0.1;Port=9;AccessKey=kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk;Version=1.0;"}
+
+
 @pytest.fixture
 async def streams_host():
-    host = await start(APPS / "streams", port=0, create_local_settings=False)
+    host = await start(APPS / "streams", port=0, create_local_settings=False, settings_overrides=STREAMS_ON)
     host.front_door.cors_origins = ["https://site.example"]  # as local.settings.json "Host": {"CORS": ...}
     try:
         yield host
@@ -75,9 +82,37 @@ async def test_a_return_value_that_is_not_a_response_is_a_500(streams_host, http
         assert (await r.json())["error"]["code"] == "FunctionInvocationFailed"
 
 
+async def test_an_output_binding_is_written_after_the_response_and_its_failure_only_logged(
+        streams_host, http, caplog):
+    """Azure's order in streams mode (worker dispatcher.py: set_http_response, then output_data): the
+    client has its 201 before the output is attempted, so a failed write cannot reach it. This is why the
+    Function App does not use streams (docs/parity.md)."""
+    async with http.post(f"{streams_host.url}/announce") as r:
+        assert r.status == 201 and await r.json() == {"announced": True}
+    def failed() -> list[str]:
+        return [rec.getMessage() for rec in caplog.records if "after the response" in rec.getMessage()]
+
+    for _ in range(250):  # the host goes on after the client has its answer
+        if failed():
+            break
+        await asyncio.sleep(0.02)
+    messages = failed()
+    assert len(messages) == 1
+    assert messages[0].startswith("announce http POST /announce: output binding 'signalr' (signalR): ")
+    assert "after the response (201) was sent: the client was told it succeeded" in messages[0]
+
+
+async def test_streams_without_init_indexing_refuse_start_up():
+    with pytest.raises(FunctionLoadError) as refused:
+        await start(APPS / "streams", port=0, create_local_settings=False)
+    assert str(refused.value).endswith("need the app setting PYTHON_ENABLE_INIT_INDEXING=1: without it the "
+                                       "Python worker never starts its HTTP server")
+
+
 async def test_streams_and_classic_http_functions_in_one_app_are_refused():
     with pytest.raises(FunctionLoadError) as refused:
-        await start(APPS / "streams_mixed", port=0, create_local_settings=False)
+        await start(APPS / "streams_mixed", port=0, create_local_settings=False,
+                    settings_overrides=STREAMS_ON)
     assert "new_style" in str(refused.value) and "old_style" in str(refused.value)
 
 

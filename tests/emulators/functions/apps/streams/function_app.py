@@ -43,3 +43,12 @@ async def breaks_off(req: Request) -> StreamingResponse:
         raise RuntimeError("the backend went away")
 
     return StreamingResponse(body(), media_type="text/plain")
+
+
+# An output binding in streams mode: the worker hands the response over before it returns the outputs.
+@app.route(route="announce", methods=["POST"])
+@app.generic_output_binding(arg_name="signalr", type="signalR", hub_name="chat",
+                            connection_string_setting="AzureSignalRConnectionString")
+async def announce(req: Request, signalr: func.Out[str]) -> JSONResponse:
+    signalr.set('{"target": "said", "arguments": ["hi"]}')
+    return JSONResponse({"announced": True}, status_code=201)
