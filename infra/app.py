@@ -41,6 +41,8 @@ FLEX_REJECTED_SITE_CONFIG = frozenset(
     }
 )
 
+# FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, bytes; functions/local.settings.sample.json holds the same value.
+REQUEST_BODY_LIMIT = 65536
 _SANITISE = re.compile(r"[^a-z0-9-]+")
 
 
@@ -103,6 +105,9 @@ def keyless_settings(
             pulumi.Output.concat("ClientId=", identity_client_id, ";Authorization=AAD"),
         ),
         ("AzureWebJobsDisableHomepage", "true"),
+        # The host refuses bigger bodies before any function reads them (HttpRequestBodySizeMiddleware;
+        # over it the client gets the host's 500). 64 KiB: SaveChat takes 8 KiB and answers 413 up to here.
+        ("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", str(REQUEST_BODY_LIMIT)),
     ]
     return [{"name": name, "value": value} for name, value in settings]
 

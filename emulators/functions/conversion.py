@@ -123,9 +123,9 @@ def datum_json(datum: Datum) -> Any:
 _BINARY_TYPES = ("application/octet-stream", "multipart/")
 
 
-async def request_datum(request: web.Request, route_params: dict[str, str]) -> Datum:
-    """aiohttp request → the `http` TypedData the host sends the worker."""
-    body = await request.read()
+def request_datum(request: web.Request, route_params: dict[str, str], body: bytes) -> Datum:
+    """aiohttp request (and its body, read within the host's limit) → the `http` TypedData the host sends
+    the worker."""
     datum = request_head_datum(request, route_params)
     datum.value["body"] = _body_datum(body, request.headers.get("Content-Type", "").lower())
     return datum

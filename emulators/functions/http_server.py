@@ -26,7 +26,6 @@ from .settings import HostSettings
 log = logging.getLogger("emulators.functions")
 
 ALL_METHODS = None  # an httpTrigger without `methods` accepts every method
-MAX_BODY = 100 * 1024 * 1024  # the Functions host's request size limit
 
 HOMEPAGE = (b"<!doctype html><title>Your Functions 4.0 app is up and running</title>"
             b"<h1>Your Functions 4.0 app is up and running</h1>")
@@ -94,6 +93,27 @@ def _limit(value: object) -> int | None:
     return n if n > 0 else None
 
 
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body too large. The max request body size is {limit} bytes.")
+        self.limit = limit
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or BodyTooLarge without reading past `limit`: refused on the announced length before
+    a byte is read, and a chunked body is dropped as soon as it goes over."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(limit)
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def _is_host_path(raw_path: str) -> bool:
     """The host's own endpoints, served by its controllers before function routing: `/admin/...`
     (`IsAdminRequest`: StartsWithSegments, ignore case) and `/runtime/webhooks/{extension}/...`."""
@@ -111,6 +131,7 @@ class HttpFrontDoor:
         self.settings = settings
         self.invoker = invoker
         self.router = build_router(functions, settings.route_prefix)
+        self.body_limit = settings.request_body_limit  # FUNCTIONS_REQUEST_BODY_SIZE_LIMIT
         self.cors_origins = settings.cors_origins
         self.cors_credentials = settings.cors_credentials
         # host.json extensions.http throttles (unset or -1 = unbounded, as outside Consumption plans).
@@ -120,7 +141,7 @@ class HttpFrontDoor:
         self.outstanding = 0
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=self.body_limit)
         # Every path, including ones whose decoded form holds a newline (%0A): `.` would not match it, and
         # aiohttp would answer 404 itself where the route table (and Kestrel) reach the function.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)
@@ -193,7 +214,11 @@ class HttpFrontDoor:
         trigger = f"http {request.method} {request.path}"
         if fd.http_streams:
             return await self._dispatch_stream(request, fd, values, trigger, started)
-        datum = await conversion.request_datum(request, values)
+        try:
+            body = await read_body(request, self.body_limit)
+        except BodyTooLarge as e:
+            return self._body_too_large(fd, trigger, started, e)
+        datum = conversion.request_datum(request, values, body)
         data = conversion.request_binding_data(datum)
         try:
             result = await self.invoker.invoke(fd, datum, data)
@@ -209,6 +234,17 @@ class HttpFrontDoor:
                  result.invocation_id)
         return response
 
+    def _body_too_large(self, fd: FunctionDef, trigger: str, started: float, e: BodyTooLarge) -> web.Response:
+        """Kestrel refuses the body while the host binds `req`, and ExceptionMiddleware answers 500
+        (Azure/azure-functions-host#10519); the function never runs. What the client still sends is drained
+        and dropped (aiohttp's lingering close, bounded in time), never held: closing at once would reset the
+        connection and could destroy the 500 before the client reads it."""
+        ms = (time.perf_counter() - started) * 1000
+        message = (f"Exception binding parameter '{fd.trigger.name}'. {e} "
+                   "(app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)")
+        log.error("%s %s → 500 in %.1f ms (Failed: %s)", fd.name, trigger, ms, message)
+        return error_response(500, "RequestBodyTooLarge", message, function=fd.name)
+
     def _failed(self, fd: FunctionDef, trigger: str, started: float, e: InvocationError) -> web.Response:
         ms = (time.perf_counter() - started) * 1000
         log.error("%s %s → 500 in %.1f ms (Failed: %s)\n%s", fd.name, trigger, ms, e,
@@ -222,12 +258,12 @@ class HttpFrontDoor:
         """HTTP streams (http_streams.py): the body is read by the function as it arrives, and the
         response is written as the function's Response produces it; the log line comes at its end."""
         length = request.content_length
-        if length is not None and length > http_streams.MAX_BODY:
-            return error_response(413, "RequestTooLarge", f"the body is over {http_streams.MAX_BODY} bytes")
+        if length is not None and length > self.body_limit:
+            return self._body_too_large(fd, trigger, started, BodyTooLarge(self.body_limit))
         # Binding expressions see route values, query and headers; the body is the function's to read.
         data = conversion.request_binding_data(conversion.request_head_datum(request, values))
         scope = http_streams.asgi_scope(request, values)
-        receive = http_streams.body_receiver(request)
+        receive = http_streams.body_receiver(request, self.body_limit)
         from starlette.requests import Request
 
         try:

@@ -16,8 +16,6 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-MAX_BODY = 100 * 1024 * 1024  # the Functions host's request size limit
-
 
 class BodyTooLarge(Exception):
     """The request body went past the host's limit while the function was reading it."""
@@ -48,7 +46,7 @@ def asgi_scope(request: web.Request, route_values: dict[str, str]) -> dict[str, 
     }
 
 
-def body_receiver(request: web.Request) -> Any:
+def body_receiver(request: web.Request, limit: int) -> Any:
     """ASGI `receive` over the aiohttp body stream. After the body it waits: the connection's end is
     reported by `send` failing (spec 2.4), never by a premature `http.disconnect`."""
     done = False
@@ -60,8 +58,8 @@ def body_receiver(request: web.Request) -> Any:
             await asyncio.Event().wait()  # cancelled when the response is finished
         chunk = await request.content.readany()
         size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge(f"the request body is over {MAX_BODY} bytes")
+        if size > limit:  # FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, while the function reads
+            raise BodyTooLarge(f"Request body too large. The max request body size is {limit} bytes.")
         done = request.content.at_eof()
         return {"type": "http.request", "body": chunk, "more_body": not done}
 

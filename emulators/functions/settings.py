@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# ScriptConstants.DefaultMaxRequestBodySize, which Program.cs sets on Kestrel.
+DEFAULT_REQUEST_BODY_LIMIT = 104857600
 
 
 class SettingsError(RuntimeError):
@@ -146,6 +150,19 @@ class HostSettings:
     @property
     def homepage_disabled(self) -> bool:
         return (self.get("AzureWebJobsDisableHomepage") or "").lower() == "true"
+
+    @property
+    def request_body_limit(self) -> int:
+        """`FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` in bytes, as HttpRequestBodySizeMiddleware reads it: a value
+        that is not an integer (long.TryParse) leaves Kestrel's default, 100 MiB. A negative one, which
+        Kestrel would refuse on every request, is refused at start-up instead."""
+        raw = (self.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT") or "").strip()
+        if not re.fullmatch(r"[+-]?\d{1,19}", raw):
+            return DEFAULT_REQUEST_BODY_LIMIT
+        limit = int(raw)
+        if limit < 0:
+            raise SettingsError(f"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT must not be negative, got {raw!r}")
+        return limit
 
     @property
     def function_timeout(self) -> float | None:

@@ -301,7 +301,7 @@ def test_app_settings_keyless_and_complete(dev: Run):
         "APPLICATIONINSIGHTS_CONNECTION_STRING": connection,
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={CLIENT_ID};Authorization=AAD",
         "AzureWebJobsDisableHomepage": "true",
-        "PYTHON_ENABLE_INIT_INDEXING": "1",
+        "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "65536",
     }
     for value in settings.values():
         assert not re.search(r"AccountKey=|SharedAccessSignature|AccessKey=|sig=", value), value
@@ -503,3 +503,14 @@ def test_logical_names_fit_azure_rules_whatever_the_stack(stack):
         assert name.endswith(f"-{kind}")
     storage = storage_logical_name(cfg)
     assert re.fullmatch(r"[a-z0-9]{3,15}", storage) and storage.startswith("st")
+
+
+def test_the_request_body_limit_is_the_same_locally_and_in_azure(dev: Run):
+    """The local host honours the same setting (docs/parity.md): what Azure refuses is refused locally."""
+    import json
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "functions" / "local.settings.sample.json"
+    local = json.loads(sample.read_text())["Values"]["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"]
+    assert settings_of(dev)["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"] == local == "65536"
+    assert "PYTHON_ENABLE_INIT_INDEXING" not in settings_of(dev)  # no HTTP streams (docs/parity.md)
