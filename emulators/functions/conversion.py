@@ -18,6 +18,8 @@ from aiohttp import web
 from azure.functions import meta
 from multidict import CIMultiDict
 
+from .retry import RetryContext
+
 Datum = meta.Datum
 
 
@@ -37,8 +39,10 @@ class Out(func.Out):
 class Context(func.Context):
     """The `context` parameter a handler may declare."""
 
-    def __init__(self, invocation_id: str, function_name: str, function_directory: str) -> None:
+    def __init__(self, invocation_id: str, function_name: str, function_directory: str,
+                 retry_context: Any = None) -> None:
         self._invocation_id = invocation_id
+        self._retry_context = retry_context
         self._function_name = function_name
         self._function_directory = function_directory
 
@@ -66,7 +70,10 @@ class Context(func.Context):
 
     @property
     def retry_context(self) -> Any:
-        return None
+        """As the worker: always a RetryContext (retry_count 0 and max_retry_count 0 without a policy)."""
+        if self._retry_context is None:
+            self._retry_context = RetryContext()
+        return self._retry_context
 
 
 def converter_for(binding_type: str) -> Any:

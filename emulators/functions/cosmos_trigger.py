@@ -1,7 +1,7 @@
 """The Cosmos DB trigger: a change-feed consumer with its checkpoint in the lease container.
 
 The Python SDK has no change feed processor, so this is the lease pattern done by hand, with the
-Functions extension's observable behaviour:
+Functions extension's observable behaviour (docs/parity.md has the sources):
 
 * one lease document per monitored container (id `{prefix}{database}.{container}..0`, partition
   key `/id`) holding `Owner`, `ContinuationToken` and `timestamp`. Acquire by `create_item` (409 =
@@ -10,22 +10,26 @@ Functions extension's observable behaviour:
 * The owner name is stable per machine and function, so a restarted host resumes its own lease at
   once; another owner takes it over only after it expires (60 s without renewal), or at once if
   the previous owner released it on a clean stop.
-* Batches of at most `maxItemsPerInvocation` documents; the checkpoint moves only after a
-  successful invocation; a failing batch is retried with exponential back-off and logged, never
-  skipped (at-least-once).
+* Batches of at most `maxItemsPerInvocation` documents. The extension does not retry a failed
+  batch (CosmosDBTriggerListener.ProcessChangesAsync): without a retry policy a failing invocation
+  is logged ("Lease 0 encountered an unhandled user exception during processing.", with the
+  documents' ids here) and the checkpoint moves past the batch. With `@app.retry` the same batch is
+  invoked again as the policy says (retry.py), then, after `max_retry_count` retries, given up
+  and checkpointed past the same way (-1: never given up). A clean stop during a retry wait leaves
+  the loop at once without checkpointing, so the batch comes again after a restart.
 * The checkpoint is written after every batch, except that when batches come back to back (the
   page was full, or more changes were already notified) its write is deferred — up to
   `CHECKPOINT_INTERVAL` since the last one — and done by a later batch, by the empty read that
   ends the run, or with the lease's release on a clean stop. A deferred checkpoint only ever holds
-  batches already invoked successfully: a crash re-delivers at most that interval of batches,
-  which at-least-once allows (clients de-duplicate by id); nothing is skipped.
-* `startFromBeginning` / `startFromTime` apply only to a lease without a checkpoint. A fresh lease
-  starting "now" records the instant the consumer started (before the host serves HTTP) in the
-  lease (`StartTime`) and reads from it (point in time, second granularity, so at worst a change
-  from the same second comes again): nothing acknowledged by this host predates it, even when the
-  lease could only be created later (lease container created after start-up), and a host restarted
-  before the first change still misses nothing. (The SDK gives no continuation for an empty
-  "Now" page, and `last_response_headers` is shared by concurrent requests, so it cannot be used.)
+  batches already processed: a crash re-delivers at most that interval of batches, which
+  at-least-once allows (clients de-duplicate by id).
+* Where a lease without a continuation starts (ChangeFeedProcessorCore.StartAsync and the
+  iterator's precedence: continuation > start time > beginning): `startFromTime` (ISO 8601, UTC),
+  else `startFromBeginning`, else "now" — the instant this consumer started minus 1 s, taken at
+  every start and never stored. So a lease that has read nothing yet starts from the new "now"
+  after a restart: changes made while no host ran are not delivered (as in Azure). A lease with a
+  continuation always resumes from it; the start options are then ignored. Both options together,
+  or an unreadable `startFromTime`, refuse start-up with the extension's message.
 * Idle: `feedPollDelay` (ms) between polls, or, when the Cosmos emulator runs in this process,
   wake on its change notification instead.
 """
@@ -38,7 +42,7 @@ import json
 import logging
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -47,7 +51,8 @@ from azure.cosmos import exceptions as cosmos_errors
 from .conversion import Datum
 from .cosmos_bindings import CosmosClients
 from .invoker import InvocationError, Invoker
-from .loader import FunctionDef
+from .loader import FunctionDef, FunctionLoadError
+from .retry import RetryContext, RpcException
 
 log = logging.getLogger("emulators.functions")
 
@@ -55,8 +60,10 @@ LEASE_EXPIRY = 60.0  # default leaseExpirationInterval: seconds without renewal 
 LEASE_RENEW = 17.0  # default leaseRenewInterval
 NOTIFIED_IDLE = 5.0  # longest idle wait when the emulator's change notification wakes the consumer
 STOP_GRACE = 5.0  # how long a clean stop waits for an in-flight batch to be invoked and checkpointed
-FIRST_RETRY = 0.5  # back-off for a failing batch: 0.5 s, 1 s, 2 s, ... capped
+FIRST_RETRY = 0.5  # back-off while the change feed or the lease container is unavailable: 0.5 s, 1 s, ...
 MAX_RETRY = 30.0
+START_BACK_OFF = 1.0  # a lease starting "now" reads from the consumer's start minus this (the SDK's)
+MAX_LOGGED_IDS = 20  # document ids named in the line of a failed invocation
 RELEASE_TIMEOUT = 2.0  # a clean stop does not wait longer than this for the lease release
 CHECKPOINT_INTERVAL = 0.25  # longest a checkpoint write is deferred while batches come back to back
 
@@ -97,8 +104,8 @@ class ChangeFeedConsumer:
         self.poll_delay = float(t.get("feedPollDelay") or 5000) / 1000.0
         self.lease_expiry = float(t.get("leaseExpirationInterval") or LEASE_EXPIRY * 1000) / 1000.0
         self.lease_renew = float(t.get("leaseRenewInterval") or LEASE_RENEW * 1000) / 1000.0
-        self.start_from_beginning = bool(t.get("startFromBeginning"))
-        self.start_from_time = t.get("startFromTime")
+        self.start_from_beginning = str(t.get("startFromBeginning")).lower() == "true"
+        self.start_from_time = _start_from_time(fd.name, t.get("startFromTime"), self.start_from_beginning)
         prefix = str(t.get("leaseContainerPrefix") or t.get("leaseCollectionPrefix") or "")
         self.lease_id = f"{prefix}{self.database}.{self.container_name}..0"
         self.owner = owner or f"{socket.gethostname()}:{fd.name}"
@@ -109,17 +116,21 @@ class ChangeFeedConsumer:
         # deferred (batches coming back to back), else None.
         self._pending: str | None = None
         self._sub: Any = None
-        self._started_at = _now_iso()
+        self._start_time = datetime.now(UTC) - timedelta(seconds=START_BACK_OFF)
+        self._stopping = asyncio.Event()
         # Held from invoking a batch until its checkpoint is written: a clean stop waits for it so a
         # delivered batch is not delivered again after a restart (a crash still may: at-least-once).
         self._in_flight = asyncio.Lock()
         self.invocations = 0
         self.delivered = 0
+        self.failed_batches = 0  # given up on (no policy, or its retries spent): checkpointed past
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._started_at = _now_iso()
+        # "Now" for a lease without a continuation: taken at every start, before the host serves HTTP.
+        self._start_time = datetime.now(UTC) - timedelta(seconds=START_BACK_OFF)
+        self._stopping.clear()
         if self.notifier is not None:
             # Subscribe before the first poll so no write can fall between a poll and the wait.
             self._sub = self.notifier(self.database, self.container_name)
@@ -127,12 +138,13 @@ class ChangeFeedConsumer:
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping.set()  # a retry wait ends now, without a checkpoint
             drained = False
             try:
                 drained = await asyncio.wait_for(self._in_flight.acquire(), STOP_GRACE)
             except TimeoutError:
-                log.warning("%s: stopping with a batch still failing; it will be retried after restart",
-                            self.fd.name)
+                log.warning("%s: stopping with an invocation still running; its batch comes again after "
+                            "a restart", self.fd.name)
             self._task.cancel()
             try:
                 await self._task
@@ -187,7 +199,7 @@ class ChangeFeedConsumer:
                 if getattr(e, "sub_status", None) == 1003 or "Owner resource does not exist" in str(e):
                     raise
                 body = {"id": self.lease_id, "LeaseToken": "0", "ContinuationToken": None,
-                        "StartTime": self._started_at, "Owner": self.owner, "timestamp": _now_iso(),
+                        "Owner": self.owner, "timestamp": _now_iso(),
                         "version": 1, "properties": {"function": self.fd.name}}
                 try:
                     lease = await leases.create_item(body)
@@ -238,15 +250,13 @@ class ChangeFeedConsumer:
         kwargs: dict[str, Any] = {"max_item_count": self.max_items}
         if continuation:
             kwargs["continuation"] = continuation
-        elif self.start_from_time:
-            kwargs["start_time"] = datetime.fromisoformat(str(self.start_from_time).replace("Z", "+00:00"))
+        elif self.start_from_time is not None:
+            kwargs["start_time"] = self.start_from_time
         elif self.start_from_beginning:
             kwargs["start_time"] = "Beginning"
-        elif self._lease and self._lease.get("StartTime"):
-            started = datetime.fromisoformat(str(self._lease["StartTime"]).replace("Z", "+00:00"))
-            kwargs["start_time"] = started.replace(microsecond=0)
         else:
-            kwargs["start_time"] = "Now"
+            # Sent as If-Modified-Since (whole seconds), as the .NET SDK sends its UtcNow - 1 s.
+            kwargs["start_time"] = self._start_time.replace(microsecond=0)
         return kwargs
 
     async def _next_batch(self, continuation: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -283,6 +293,7 @@ class ChangeFeedConsumer:
                 self._lease = await self._acquire()
                 self._lease_written = time.monotonic()
                 await self._consume()
+                return  # stopping
             except asyncio.CancelledError:
                 raise
             except LeaseLost:
@@ -309,7 +320,8 @@ class ChangeFeedConsumer:
                 await self._idle()
                 continue
             async with self._in_flight:
-                await self._deliver(docs)
+                if not await self._deliver(docs):
+                    return  # stopped during a retry wait: no checkpoint, the batch comes again
                 continuation = token
                 more = len(docs) >= self.max_items
                 if not more and self._sub is not None:
@@ -326,32 +338,107 @@ class ChangeFeedConsumer:
                 # it rather than spend a read to find out. Polling mode reads again, as before.
                 await self._idle()
 
-    async def _deliver(self, docs: list[dict[str, Any]]) -> None:
-        """Invoke until it succeeds; back off between attempts and keep the lease alive."""
-        backoff = FIRST_RETRY
-        attempt = 1
+    async def _deliver(self, docs: list[dict[str, Any]]) -> bool:
+        """Invoke, and retry the same batch as the function's retry policy says (FunctionExecutorExtensions
+        .TryExecuteAsync). True once the batch is done with — succeeded, or failed with no retries left —
+        so the checkpoint may move past it; False if a stop cancelled a retry wait (no checkpoint)."""
+        policy = self.fd.retry
+        delays = policy.delays() if policy is not None else None
+        max_retries = policy.max_retry_count if policy is not None else 0
+        retries = 0
+        previous: RpcException | None = None
         what = f"cosmosDBTrigger {self.database}/{self.container_name} ({len(docs)} docs)"
         datum = Datum(type="json", value=json.dumps(docs))
         while True:
             started = time.perf_counter()
             try:
-                result = await self.invoker.invoke(self.fd, datum, {})
+                result = await self.invoker.invoke(self.fd, datum, {},
+                                                   retry_context=RetryContext(retries, max_retries, previous))
             except InvocationError as e:
                 ms = (time.perf_counter() - started) * 1000
-                log.error("%s %s in %.1f ms (Failed, attempt %d: %s); retrying the same batch in %.1f s\n%s",
-                          self.fd.name, what, ms, attempt, e, backoff, _trace(e.cause))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_RETRY)
-                attempt += 1
-                if time.monotonic() - self._lease_written > self.lease_renew:
-                    await self._write_lease(self._checkpoint())
+                log.error("%s %s in %.1f ms (Failed%s: %s) ids: %s\n%s", self.fd.name, what, ms,
+                          _retry_note(retries, max_retries), e, _ids(docs), _trace(e.cause))
+                if policy is None or not policy.retries_left(retries):
+                    if policy is not None:
+                        log.error("%s: Function execution failed after '%d' retries. Giving up on ids: %s",
+                                  self.fd.name, retries, _ids(docs))
+                    lease = (self._lease or {}).get("LeaseToken", "0")
+                    log.warning("%s: Lease %s encountered an unhandled user exception during processing. "
+                                "The checkpoint moves past the batch (%d docs); it is not delivered again.",
+                                self.fd.name, lease, len(docs))
+                    self.failed_batches += 1
+                    return True
+                assert delays is not None
+                retries += 1
+                delay = next(delays)
+                previous = RpcException(source=e.stage, stack_trace=_trace(e.cause), message=str(e))
+                log.warning("%s: Waiting for `%s` before retrying function execution. Next attempt: '%d'. "
+                            "Max retry count: '%d'.", self.fd.name, _timespan(delay), retries, max_retries)
+                if not await self._retry_wait(delay):
+                    log.warning("%s: Invocation cancelled - exiting retry loop. The batch (%d docs) is not "
+                                "checkpointed: it comes again after a restart.", self.fd.name, len(docs))
+                    return False
                 continue
             ms = (time.perf_counter() - started) * 1000
             self.invocations += 1
             self.delivered += len(docs)
             log.info("%s %s in %.1f ms (Succeeded, id=%s%s)", self.fd.name, what, ms, result.invocation_id,
-                     f", after {attempt} attempts" if attempt > 1 else "")
-            return
+                     _retry_note(retries, max_retries))
+            return True
+
+    async def _retry_wait(self, delay: float) -> bool:
+        """Wait `delay` seconds before a retry, renewing the lease meanwhile; False if the host stops."""
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
+            until_renew = self.lease_renew - (time.monotonic() - self._lease_written)
+            if until_renew <= 0:
+                await self._write_lease(self._checkpoint())
+                continue
+            try:
+                await asyncio.wait_for(self._stopping.wait(), min(remaining, until_renew))
+            except TimeoutError:
+                pass
+        return not self._stopping.is_set()
+
+
+def _start_from_time(function: str, value: Any, from_beginning: bool) -> datetime | None:
+    """The trigger's `startFromTime` (after `%Setting%` resolution), checked as CosmosDBTriggerListener
+    does when it builds the processor: not with `startFromBeginning`, and a readable date-time."""
+    if value is None or value == "":
+        return None
+    if from_beginning:
+        raise FunctionLoadError(
+            f"function {function!r}: Only one of StartFromBeginning or StartFromTime can be used")
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise FunctionLoadError(
+            f"function {function!r}: startFromTime {value!r}: The specified StartFromTime parameter is "
+            "not in the correct format. Please use the ISO 8601 format with the UTC designator. For example: "
+            "'2021-02-16T14:19:29Z'.") from None
+    # Without an offset it is taken as UTC (an App Service machine's local time).
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _retry_note(retries: int, max_retries: int) -> str:
+    if not retries:
+        return ""
+    return f", retry {retries} of {'unlimited' if max_retries == -1 else max_retries}"
+
+
+def _ids(docs: list[dict[str, Any]]) -> str:
+    ids = [str(d.get("id")) for d in docs[:MAX_LOGGED_IDS]]
+    more = len(docs) - len(ids)
+    return ", ".join(ids) + (f" and {more} more" if more > 0 else "")
+
+
+def _timespan(seconds: float) -> str:
+    """A .NET TimeSpan's text, as the host's retry line shows it (00:00:01.8420000)."""
+    whole = int(seconds)
+    ticks = round((seconds - whole) * 10_000_000)
+    h, rest = divmod(whole, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h:02d}:{m:02d}:{sec:02d}" + (f".{ticks:07d}" if ticks else "")
 
 
 def _resumable(token: str | None) -> str | None:

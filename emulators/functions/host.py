@@ -147,8 +147,8 @@ async def start(app_dir: Path | str = "functions", host: str = "127.0.0.1", port
         raise
     fh.imported = imported
     try:
-        # Triggers first: a new lease starts from the instant its consumer started, which must
-        # precede every request this host acknowledges.
+        # Triggers first: a lease without a checkpoint starts from its consumer's start (less 1 s), which
+        # must precede every request this host acknowledges.
         fh.start_triggers()
         await fh.serve(host, port)
     except BaseException:

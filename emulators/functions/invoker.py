@@ -86,9 +86,11 @@ class Invoker:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def invoke(self, fd: FunctionDef, trigger_datum: Datum,
-                     data: Mapping[str, Any], stream_request: Any = None) -> InvocationResult:
+                     data: Mapping[str, Any], stream_request: Any = None,
+                     retry_context: Any = None) -> InvocationResult:
         """`stream_request`: for an HTTP streams function, the Starlette Request the front door built;
-        the handler gets it as is, and its Response comes back in `stream_response`."""
+        the handler gets it as is, and its Response comes back in `stream_response`. `retry_context`:
+        what `context.retry_context` shows (retry.RetryContext; default: no retries)."""
         invocation_id = str(uuid.uuid4())
         kwargs: dict[str, Any] = {}
         try:
@@ -107,7 +109,7 @@ class Invoker:
         for b in fd.outputs:
             outs[b.name] = kwargs[b.name] = conversion.Out()
         if fd.context_param:
-            kwargs[fd.context_param] = conversion.Context(invocation_id, fd.name, self.app_dir)
+            kwargs[fd.context_param] = conversion.Context(invocation_id, fd.name, self.app_dir, retry_context)
         try:
             if fd.is_async:
                 pending = fd.func(**kwargs)

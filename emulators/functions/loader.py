@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
+import logging
 import sys
+import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ import azure.functions as func
 from azure.functions import meta
 
 from .expressions import BindingExpressionError, resolve_settings
+from .retry import EXPONENTIAL_BACKOFF, FIXED_DELAY, RetryPolicy
 
 # What this host can run, by binding type and allowed directions.
 SUPPORTED: dict[str, set[str]] = {
@@ -35,6 +39,7 @@ SUPPORTED: dict[str, set[str]] = {
 TRIGGERS = {"httpTrigger", "cosmosDBTrigger"}
 # Properties that name settings (or are settings themselves) rather than binding expressions.
 SETTING_NAME_PROPS = {"connection", "connectionStringSetting", "connectionstringsetting"}
+log = logging.getLogger("emulators.functions")
 
 
 class FunctionLoadError(RuntimeError):
@@ -70,6 +75,7 @@ class FunctionDef:
     # HTTP streams (azurefunctions-extensions-http-fastapi): the trigger parameter is a FastAPI/Starlette
     # Request and the return value a Starlette Response, passed through as objects, not TypedData.
     http_streams: bool = False
+    retry: RetryPolicy | None = None  # `@app.retry`, for a trigger that supports retries (see retry_policy)
 
     def out_type(self, binding: BindingSpec) -> Any:
         """T of a `func.Out[T]` parameter, or None when unannotated."""
@@ -261,9 +267,104 @@ def index_app(app: func.FunctionRegister, get_setting: Callable[[str], str | Non
         fd.http_streams = fd.trigger.type == "httpTrigger" and _is_streams_request(
             fd.annotations.get(fd.trigger.name))
         _check_annotations(fd, bindings)
+        fd.retry = retry_policy(fd.name, fd.trigger.type, f, get_setting)
         defs.append(fd)
     _check_http_streams(defs, get_setting("PYTHON_ENABLE_INIT_INDEXING"))
     return defs
+
+
+# --- Retry policies ---------------------------------------------------------------------------------
+#
+# `@app.retry(...)` puts a `retry_policy` setting on the function. The worker turns it into the
+# host's RpcRetryOptions (azure_functions_worker/loader.py `build_retry_protos`): "fixed_delay" or
+# "exponential_backoff" (the only RetryStrategy values), `int(max_retry_count)`, and each interval
+# through `time.strptime(value, "%H:%M:%S")` into whole seconds — so `%Setting%` is not resolved there.
+# The host then validates (azure-functions-host Utility.ValidateRetryOptions, and the attributes of
+# azure-webjobs-sdk): MaxRetryCount required and >= -1, DelayInterval for fixed_delay, Minimum- and
+# MaximumInterval for exponential_backoff, minimum <= maximum. A function failing any of these does not
+# run in Azure; here start-up stops, naming it.
+
+RETRY_SETTING = "retry_policy"
+# Local host only (tests): a JSON object with @app.retry's arguments that replaces the function's policy.
+RETRY_OVERRIDE_SETTING = "LOCAL_RETRY_POLICY_OVERRIDE__{function}"
+RETRY_TRIGGERS = {"cosmosDBTrigger"}  # trigger bindings with [SupportsRetry] that this host runs
+
+
+def retry_policy(name: str, trigger_type: str, function: Any,
+                 get_setting: Callable[[str], str | None]) -> RetryPolicy | None:
+    raw = _retry_settings(function)
+    override = get_setting(RETRY_OVERRIDE_SETTING.format(function=name))
+    if override:
+        try:
+            raw = dict(json.loads(override))
+        except (ValueError, TypeError) as e:
+            raise FunctionLoadError(f"function {name!r}: {RETRY_OVERRIDE_SETTING.format(function=name)} must "
+                                    f"be a JSON object of @app.retry arguments ({e})") from None
+        log.warning("function %r: retry policy replaced by the local host setting %s: %s", name,
+                    RETRY_OVERRIDE_SETTING.format(function=name), override)
+    if not raw:
+        return None
+    policy = parse_retry_policy(name, raw)
+    if trigger_type not in RETRY_TRIGGERS:
+        # FunctionIndexer's warning for a trigger without [SupportsRetry] (HTTP). This host does not
+        # retry such invocations at all.
+        log.warning("Soon retries will not be supported for function '%s'. For more information, please "
+                    "visit http://aka.ms/func-retry-policies. (This local host does not retry %s "
+                    "invocations.)", name, trigger_type)
+        return None
+    return policy
+
+
+def _retry_settings(function: Any) -> dict[str, Any] | None:
+    try:
+        raw = function.get_settings_dict(RETRY_SETTING)
+    except AttributeError:  # what the worker tolerates too (an older azure-functions)
+        return None
+    return {k: v for k, v in raw.items() if k != "setting_name"} if raw else None
+
+
+def parse_retry_policy(name: str, raw: dict[str, Any]) -> RetryPolicy:
+    where = f"function {name!r}: retry policy"
+    strategy = raw.get("strategy")
+    if strategy not in (FIXED_DELAY, EXPONENTIAL_BACKOFF):
+        raise FunctionLoadError(f"{where}: strategy {strategy!r} is not one of {FIXED_DELAY!r}, "
+                                f"{EXPONENTIAL_BACKOFF!r}")
+    count_raw = raw.get("max_retry_count")
+    if count_raw is None or count_raw == "":
+        raise FunctionLoadError(f"{where}: max_retry_count is required (Value cannot be null. "
+                                f"(Parameter 'MaxRetryCount'))")
+    try:
+        count = int(count_raw)
+    except (TypeError, ValueError) as e:
+        raise FunctionLoadError(
+            f"{where}: max_retry_count {count_raw!r} is not a whole number ({e})") from None
+    if count < -1:
+        raise FunctionLoadError(f"{where}: max_retry_count {count} is below -1 (Specified argument was out "
+                                f"of the range of valid values. (Parameter 'maxRetryCount'))")
+    if strategy == FIXED_DELAY:
+        delay = _interval(where, raw, "delay_interval", "DelayInterval")
+        return RetryPolicy(strategy, count, delay_interval=delay)
+    lo = _interval(where, raw, "minimum_interval", "MinimumInterval")
+    hi = _interval(where, raw, "maximum_interval", "MaximumInterval")
+    if lo > hi:
+        raise FunctionLoadError(f"{where}: minimum_interval {raw['minimum_interval']!r} is longer than "
+                                f"maximum_interval {raw['maximum_interval']!r} (The minimumInterval must not "
+                                f"be greater than the maximumInterval.)")
+    return RetryPolicy(strategy, count, minimum_interval=lo, maximum_interval=hi)
+
+
+def _interval(where: str, raw: dict[str, Any], key: str, host_name: str) -> float:
+    value = raw.get(key)
+    if value is None or value == "":
+        raise FunctionLoadError(f"{where}: {raw.get('strategy')} needs {key} (Value cannot be null. "
+                                f"(Parameter '{host_name}'))")
+    if not isinstance(value, str):
+        raise FunctionLoadError(f"{where}: {key} must be a string HH:MM:SS, not {value!r}")
+    try:
+        t = time.strptime(value, "%H:%M:%S")
+    except ValueError as e:
+        raise FunctionLoadError(f"{where}: {key} {value!r} is not HH:MM:SS ({e})") from None
+    return float(t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)
 
 
 def _is_streams_request(annotation: Any) -> bool:

@@ -21,6 +21,7 @@ from .messages import (
     first_after,
     group_action,
     history_window,
+    log_retried_batch,
     new_message,
     signalr_value,
 )
@@ -124,9 +125,16 @@ async def leave_room(req: func.HttpRequest, actions: func.Out[str]) -> func.Http
 
 
 @invocation("FeedToSignalR")
-def feed_to_signalr(documents: Iterable[Mapping[str, Any]], signalr: func.Out[str]) -> str:
-    """One newMessage per document, all in one binding value; an empty batch sends nothing."""
+def feed_to_signalr(documents: Iterable[Mapping[str, Any]], signalr: func.Out[str], retry: Any = None) -> str:
+    """One newMessage per document, all in one binding value; an empty batch sends nothing.
+
+    `retry` is `context.retry_context`. The SignalR output is sent after this returns, so a failure there
+    (429, 5xx, unreachable) is seen here only as the next attempt: each retry logs the batch's ids in one
+    line, and the last one says so, so that a batch given up on (not delivered live; still in History)
+    can be traced by id."""
     documents = list(documents)
+    if retry is not None and retry.retry_count > 0:
+        log_retried_batch(documents, retry.retry_count, retry.max_retry_count)
     messages = feed_messages(documents)
     if messages:
         signalr.set(signalr_value(messages))

@@ -77,7 +77,8 @@ def first_after(documents: Iterable[Mapping[str, Any]], limit: int) -> list[dict
 def feed_messages(documents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One SignalR message per changed document, sent to the group of its room (the 2018 sample sent one per
     batch with a double-encoded argument). Documents that are not chat messages are skipped with a warning
-    rather than failing the batch, which the trigger would otherwise retry forever."""
+    rather than failing the batch: a failure would hold the whole batch back through the retry policy and
+    then drop it from live delivery (function_app.py)."""
     out: list[dict[str, Any]] = []
     for document in documents:
         message = public_message(document)
@@ -88,6 +89,22 @@ def feed_messages(documents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
             continue
         out.append({"target": NEW_MESSAGE_TARGET, "arguments": [message], "groupName": message["room"]})
     return out
+
+
+def log_retried_batch(documents: Iterable[Mapping[str, Any]], retry_count: int, max_retry_count: int) -> None:
+    """One line naming every document of a batch whose previous attempt failed (a batch is at most
+    maxItemsPerInvocation = 100 documents)."""
+    ids = [str(document.get("id")) for document in documents]
+    last = max_retry_count != -1 and retry_count >= max_retry_count
+    note = " (the last: if it fails too, they are not sent live; clients get them from History)"
+    log.warning(
+        "FeedToSignalR retry %d of %s for a batch whose previous attempt failed%s: %d documents, ids=%s",
+        retry_count,
+        "unlimited" if max_retry_count == -1 else max_retry_count,
+        note if last else "",
+        len(ids),
+        ",".join(ids),
+    )
 
 
 def group_action(action: str, room: str, connection_id: str) -> dict[str, str]:

@@ -33,6 +33,22 @@ class Out(func.Out[T], Generic[T]):
         return self.value
 
 
+class RetryContext:
+    """`context.retry_context` as the worker builds it (0 and 0 without a retry policy)."""
+
+    def __init__(self, retry_count: int = 0, max_retry_count: int = 0) -> None:
+        self.retry_count = retry_count
+        self.max_retry_count = max_retry_count
+        self.exception = None
+
+
+class Context:
+    """The `context` parameter a function may declare; only what the handlers read."""
+
+    def __init__(self, retry_count: int = 0, max_retry_count: int = 0) -> None:
+        self.retry_context = RetryContext(retry_count, max_retry_count)
+
+
 def request(
     method: str,
     path: str,

@@ -130,9 +130,28 @@ def test_feed_trigger(app_module):
         "leaseContainerName": "leases",
         "createLeaseContainerIfNotExists": False,
         "feedPollDelay": 500,
+        # Only for a lease without a checkpoint: the stack's first start (docs/api.md "FeedToSignalR").
+        "startFromBeginning": True,
     }
     assert bindings(feed)["signalr"] == {"name": "signalr", "type": "signalR", "direction": "OUT", **SIGNALR}
     assert "$return" not in bindings(feed)
+
+
+def test_feed_retry_policy_rides_out_minutes_not_forever(app_module):
+    """The trigger itself never retries a failed batch; this policy does (docs/reliability.md "Delivery
+    contract" has the window's arithmetic). The worker reads these raw strings: int() and %H:%M:%S."""
+    fn = next(f for f in app_module.app.get_functions() if f.get_function_name() == "FeedToSignalR")
+    policy = fn.get_settings_dict("retry_policy")
+    assert {k: v for k, v in policy.items() if v is not None} == {
+        "setting_name": "retry_policy",
+        "strategy": "exponential_backoff",
+        "max_retry_count": "10",
+        "minimum_interval": "00:00:01",
+        "maximum_interval": "00:00:30",
+    }
+    functions = app_module.app.get_functions()
+    retried = {f.get_function_name() for f in functions if f.get_settings_dict("retry_policy")}
+    assert retried == {"FeedToSignalR"}  # HTTP triggers do not support retry policies
 
 
 def test_fileserver_declares_its_targets_outputs_and_no_input(app_module):
@@ -149,7 +168,7 @@ def test_fileserver_declares_its_targets_outputs_and_no_input(app_module):
 def test_handler_parameters_are_exactly_the_bindings(app_module):
     """The worker refuses to load a function whose parameters differ from its bindings."""
     for fn in app_module.app.get_functions():
-        params = set(inspect.signature(fn.get_user_function()).parameters)
+        params = set(inspect.signature(fn.get_user_function()).parameters) - {"context"}  # the worker's
         names = {b.name for b in fn.get_bindings() if b.name != "$return"}
         assert params == names, fn.get_function_name()
 

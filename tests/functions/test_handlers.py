@@ -10,7 +10,7 @@ import uuid
 
 import azure.functions as func
 import pytest
-from functions_testkit import Out, body_json, request
+from functions_testkit import Context, Out, body_json, request
 
 ROOM = {"room": "general"}
 CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -222,7 +222,8 @@ async def test_group_action_refusals_send_nothing(app_module, function):
 async def test_feed_sends_one_message_per_document_to_its_room_group(app_module):
     docs = func.DocumentList([doc(1, "general"), doc(2, "rust"), doc(3, "general"), doc(4, "zig-lang")])
     out: Out[str] = Out()
-    assert await app_module.feed_to_signalr(docs, out) is None  # no $return binding: must return None
+    # No $return binding: must return None.
+    assert await app_module.feed_to_signalr(docs, out, Context()) is None
     sent = json.loads(out.value)
     assert out.calls == 1  # serialised once for the whole batch
     assert [(m["groupName"], m["arguments"][0]["id"]) for m in sent] == [
@@ -242,9 +243,35 @@ async def test_feed_skips_foreign_documents_and_sends_nothing_for_an_empty_batch
     out: Out[str] = Out()
     with caplog.at_level(logging.WARNING):
         foreign = func.DocumentList([func.Document.from_dict({"id": "lease-ish"})])
-        await app_module.feed_to_signalr(foreign, out)
+        await app_module.feed_to_signalr(foreign, out, Context())
     assert out.calls == 0
     assert "lease-ish" in caplog.text
+
+
+async def test_feed_skips_each_foreign_document_with_one_line_naming_it(app_module, caplog):
+    out: Out[str] = Out()
+    batch = func.DocumentList([doc(1), func.Document.from_dict({"id": "lease-ish"}), doc(2)])
+    with caplog.at_level(logging.WARNING, logger="chat.messages"):
+        await app_module.feed_to_signalr(batch, out, Context())
+    assert [r.getMessage() for r in caplog.records if r.name == "chat.messages"] == [
+        "FeedToSignalR skipped a document that is not a chat message (id='lease-ish')"
+    ]
+    assert [m["arguments"][0]["id"] for m in json.loads(out.value)] == ["m0001", "m0002"]
+
+
+async def test_a_retried_batch_is_logged_in_one_line_with_its_ids(app_module, caplog):
+    """The SignalR output fails after the handler returned, so the handler learns of it on the retry."""
+    batch = func.DocumentList([doc(1), doc(2)])
+    with caplog.at_level(logging.INFO, logger="chat.messages"):
+        await app_module.feed_to_signalr(batch, Out(), Context(0, 10))  # a first attempt: nothing
+        await app_module.feed_to_signalr(batch, Out(), Context(3, 10))
+        await app_module.feed_to_signalr(batch, Out(), Context(10, 10))
+    lines = [r.getMessage() for r in caplog.records if r.name == "chat.messages"]
+    assert lines == [
+        "FeedToSignalR retry 3 of 10 for a batch whose previous attempt failed: 2 documents, ids=m0001,m0002",
+        "FeedToSignalR retry 10 of 10 for a batch whose previous attempt failed (the last: if it fails too, "
+        "they are not sent live; clients get them from History): 2 documents, ids=m0001,m0002",
+    ]
 
 
 def test_one_log_line_per_invocation(app_module, caplog):

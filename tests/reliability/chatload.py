@@ -170,7 +170,8 @@ class SplitStack:
     local.settings.json) and, with the Cosmos DB emulator in another process, polls the change feed every
     `feedPollDelay` (500 ms) as it would in Azure."""
 
-    def __init__(self, data_dir: Path, signalr_limits: dict[str, Any] | None = None) -> None:
+    def __init__(self, data_dir: Path, signalr_limits: dict[str, Any] | None = None,
+                 functions_settings: dict[str, str] | None = None) -> None:
         self.app_port, self.cosmos_port, self.signalr_port = free_port(), free_port(), free_port()
         self.cosmos_url = f"http://127.0.0.1:{self.cosmos_port}/"
         self.base = f"http://127.0.0.1:{self.app_port}"
@@ -186,6 +187,7 @@ class SplitStack:
             "CosmosDBConnection": f"AccountEndpoint={self.cosmos_url};AccountKey={COSMOS_KEY};",
             "AzureSignalRConnectionString":
                 f"Endpoint=http://127.0.0.1;Port={self.signalr_port};AccessKey={SIGNALR_KEY};Version=1.0;",
+            **(functions_settings or {}),  # app settings for the Functions host (the environment wins)
         }
         self.functions = Proc("functions", ["-m", "emulators.functions", "--port", str(self.app_port),
                                             "--log-level", "WARNING"], b"Functions host running at", env)

@@ -31,12 +31,25 @@ async def start_services() -> tuple[Any, Any]:
     return cosmos, signalr
 
 
-async def start_host(cosmos: Any, signalr: Any, app: str = "bindings", notify: bool = True) -> Any:
+async def start_host(cosmos: Any, signalr: Any, app: str | Path = "bindings", notify: bool = True,
+                     settings: dict[str, str] | None = None) -> Any:
+    """A host over `apps/<app>` (or the app directory `app`), connected to both emulators."""
     return await start(APPS / app, port=0, create_local_settings=False, settings_overrides={
         "CosmosDBConnection": cosmos.connection_string,
         "AzureSignalRConnectionString": signalr.connection_string,
         "DB_NAME": DB,
+        **(settings or {}),
     }, change_notifier=cosmos.subscribe if notify else None, notifier_endpoint=cosmos.url)
+
+
+def write_app(app_dir: Path, body: str) -> Path:
+    """A one-file test app: `body` after `import azure.functions as func` / `app = func.FunctionApp()`."""
+    app_dir.mkdir(parents=True, exist_ok=True)
+    (app_dir / "host.json").write_text('{"version": "2.0"}')
+    (app_dir / "function_app.py").write_text(
+        "import azure.functions as func\n\napp = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)\n"
+        "SEEN = []\n\n" + body)
+    return app_dir
 
 
 async def read_all(cosmos: Any, container: str = "messages") -> list[dict[str, Any]]:
