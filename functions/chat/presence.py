@@ -98,7 +98,13 @@ def service_access(environ: dict[str, str] | os._Environ[str] = os.environ) -> S
 
 
 async def connection_exists(hub: str, connection_id: str) -> bool:
-    """200 → live, 404 → unknown or gone; anything else → PresenceUnknown (the caller decides)."""
+    """200 → live, 404 → unknown or gone; anything else → PresenceUnknown (the caller decides).
+
+    `.` and `..` cannot be asked about: as a URL path segment they are removed (RFC 3986 dot segments, by
+    aiohttp here and by the .NET SDK the binding uses), so the request would name another resource. No
+    service issues such an id, so it names no live connection."""
+    if connection_id in (".", ".."):
+        return False
     access = service_access()
     url = f"{access.endpoint}/api/hubs/{quote(hub, safe='')}/connections/{quote(connection_id, safe='')}"
     try:
