@@ -111,9 +111,16 @@ async def connection_exists(hub: str, connection_id: str) -> bool:
         headers = {"Authorization": f"Bearer {await access.bearer(url)}"}
         # A session per check, not a pooled one: this runs once per join/leave, not per message, and the
         # worker gives the app no shutdown hook to close a pooled session cleanly.
-        async with aiohttp.ClientSession() as http, http.head(
-            url, params={"api-version": API_VERSION}, headers=headers, timeout=TIMEOUT, allow_redirects=False
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.head(
+                url,
+                params={"api-version": API_VERSION},
+                headers=headers,
+                timeout=TIMEOUT,
+                allow_redirects=False,
+            ) as response,
+        ):
             if response.status == 200:
                 return True
             if response.status == 404:
