@@ -4,7 +4,10 @@
 Every HTTP function uses the worker's classic `azure.functions` types: the host stores the output bindings
 and only then sends the response, so a 201 means the message is stored (docs/parity.md, "HTTP streams").
 Azure's host tries HTTP routes in the order of function names and the first match wins, so the catch-all is
-named to sort last (`z_FileServer`, docs/api.md "Route order")."""
+named to sort last (`z_FileServer`, docs/api.md "Route order").
+
+Every function is `async def`: the handlers only validate and shape (no blocking I/O), and the worker runs a
+sync function in its thread pool, a thread hop per request for nothing."""
 
 import azure.functions as func
 from chat import handlers
@@ -31,21 +34,21 @@ app = FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 @app.function_name("SaveChat")
 @app.route(route="api/rooms/{room}/messages", methods=["POST"])
 @app.cosmos_db_output(arg_name="message", **COSMOS)
-def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.HttpResponse:
+async def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.HttpResponse:
     return handlers.save_chat(req, message)
 
 
 @app.function_name("History")
 @app.route(route="api/rooms/{room}/messages", methods=["GET"])
 @app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_QUERY, partition_key="{room}", **COSMOS)
-def history(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
+async def history(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
     return handlers.history(req, documents)
 
 
 @app.function_name("HistoryAfter")
 @app.route(route="api/rooms/{room}/messages/after/{after}", methods=["GET"])
 @app.cosmos_db_input(arg_name="documents", sql_query=HISTORY_AFTER_QUERY, partition_key="{room}", **COSMOS)
-def history_after(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
+async def history_after(req: func.HttpRequest, documents: func.DocumentList) -> func.HttpResponse:
     return handlers.history_after(req, documents)
 
 
@@ -54,7 +57,7 @@ def history_after(req: func.HttpRequest, documents: func.DocumentList) -> func.H
 @app.generic_input_binding(
     arg_name="connectionInfo", type="signalRConnectionInfo", **SIGNALR, **signalr_identity()
 )
-def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
+async def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
     return handlers.negotiate(req, connectionInfo)
 
 

@@ -10,6 +10,7 @@ import uuid
 
 import azure.functions as func
 import pytest
+from chat import handlers
 from functions_testkit import Context, Out, body_json, request
 
 ROOM = {"room": "general"}
@@ -24,7 +25,7 @@ def save(app_module, payload, room="general", raw=None):
         raw if raw is not None else payload,
         route_params={"room": room},
     )
-    return app_module.save_chat(req, out), out
+    return handlers.save_chat(req, out), out
 
 
 def test_save_chat_stores_and_returns_the_public_message(app_module):
@@ -91,7 +92,7 @@ def doc(i: int, room: str = "general", created: str | None = None, **extra) -> f
 
 def history(app_module, docs, **params):
     req = request("GET", "/api/rooms/general/messages", params=params, route_params=ROOM)
-    return app_module.history(req, func.DocumentList(docs))
+    return handlers.history(req, func.DocumentList(docs))
 
 
 def test_history_latest_oldest_first_public_fields_only(app_module):
@@ -136,7 +137,7 @@ def test_history_sends_after_older_than_a_full_window_to_history_after(app_modul
 def history_after(app_module, docs, after, **params):
     route = {**ROOM, "after": after}
     req = request("GET", f"/api/rooms/general/messages/after/{after}", params=params, route_params=route)
-    return app_module.history_after(req, func.DocumentList(docs))
+    return handlers.history_after(req, func.DocumentList(docs))
 
 
 def test_history_after_answers_from_its_query(app_module):
@@ -172,13 +173,13 @@ def test_history_refusals(app_module, params, field):
 
 def test_history_bad_room_is_400(app_module):
     req = request("GET", "/api/rooms/X/messages", route_params={"room": "X"})
-    response = app_module.history(req, func.DocumentList([]))
+    response = handlers.history(req, func.DocumentList([]))
     assert response.status_code == 400 and body_json(response)["error"]["field"] == "room"
 
 
 def test_negotiate_passes_connection_info_through(app_module):
     info = json.dumps({"url": "https://chat.service.signalr.net/client/?hub=chat", "accessToken": "e.y.j"})
-    response = app_module.negotiate(request("POST", "/api/negotiate"), info)
+    response = handlers.negotiate(request("POST", "/api/negotiate"), info)
     assert response.status_code == 200
     assert body_json(response) == json.loads(info)
     assert response.mimetype == "application/json"
