@@ -66,3 +66,13 @@ def test_documented_limits_are_the_enforced_ones():
     assert set(components["schemas"]["Message"]["required"]) == {"id", "room", "user", "text", "createdAt"}
     assert set(components["schemas"]["Error"]["properties"]["error"]["required"]) == {"code", "message",
     "field"}
+
+
+def test_the_hosts_body_limit_is_documented_as_deployed():
+    from infra.app import REQUEST_BODY_LIMIT
+
+    described = spec()["components"]["responses"]["HostBodyLimit"]["description"]
+    assert f"{REQUEST_BODY_LIMIT:,} bytes" in described
+    posts = [op for path in spec()["paths"].values() for method, op in path.items() if method == "post"]
+    with_body = [op for op in posts if "requestBody" in op]
+    assert with_body and all("500" in op["responses"] for op in with_body)
