@@ -130,6 +130,29 @@ def datum_json(datum: Datum) -> Any:
 _BINARY_TYPES = ("application/octet-stream", "multipart/")
 
 
+class BodyTooLarge(Exception):
+    """The request body went past FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (Kestrel's wording)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body too large. The max request body size is {limit} bytes.")
+        self.limit = limit
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or BodyTooLarge without reading past `limit`: refused on the announced length before
+    a byte is read, and a chunked body is dropped as soon as it goes over."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(limit)
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def request_datum(request: web.Request, route_params: dict[str, str], body: bytes) -> Datum:
     """aiohttp request (and its body, read within the host's limit) → the `http` TypedData the host sends
     the worker."""

@@ -357,7 +357,7 @@ class ChangeFeedConsumer:
             except InvocationError as e:
                 ms = (time.perf_counter() - started) * 1000
                 log.error("%s %s in %.1f ms (Failed%s: %s) ids: %s\n%s", self.fd.name, what, ms,
-                          _retry_note(retries, max_retries), e, _ids(docs), _trace(e.cause))
+                          _retry_note(retries, max_retries), e, _ids(docs), e.trace)
                 if policy is None or not policy.retries_left(retries):
                     if policy is not None:
                         log.error("%s: Function execution failed after '%d' retries. Giving up on ids: %s",
@@ -371,7 +371,7 @@ class ChangeFeedConsumer:
                 assert delays is not None
                 retries += 1
                 delay = next(delays)
-                previous = RpcException(source=e.stage, stack_trace=_trace(e.cause), message=str(e))
+                previous = RpcException(source=e.stage, stack_trace=e.trace, message=str(e))
                 log.warning("%s: Waiting for `%s` before retrying function execution. Next attempt: '%d'. "
                             "Max retry count: '%d'.", self.fd.name, _timespan(delay), retries, max_retries)
                 if not await self._retry_wait(delay):
@@ -464,8 +464,3 @@ def _resumable(token: str | None) -> str | None:
 def _short(e: BaseException) -> str:
     return str(e).splitlines()[0][:200] if str(e) else ""
 
-
-def _trace(e: BaseException) -> str:
-    import traceback
-
-    return "".join(traceback.format_exception(e)).rstrip()

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import time
-import traceback
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -91,27 +90,6 @@ def _limit(value: object) -> int | None:
     except (TypeError, ValueError):
         return None
     return n if n > 0 else None
-
-
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"Request body too large. The max request body size is {limit} bytes.")
-        self.limit = limit
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, or BodyTooLarge without reading past `limit`: refused on the announced length before
-    a byte is read, and a chunked body is dropped as soon as it goes over."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(limit)
-    parts: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 def _is_host_path(raw_path: str) -> bool:
@@ -215,8 +193,8 @@ class HttpFrontDoor:
         if fd.http_streams:
             return await self._dispatch_stream(request, fd, values, trigger, started)
         try:
-            body = await read_body(request, self.body_limit)
-        except BodyTooLarge as e:
+            body = await conversion.read_body(request, self.body_limit)
+        except conversion.BodyTooLarge as e:
             return self._body_too_large(fd, trigger, started, e)
         datum = conversion.request_datum(request, values, body)
         data = conversion.request_binding_data(datum)
@@ -234,7 +212,8 @@ class HttpFrontDoor:
                  result.invocation_id)
         return response
 
-    def _body_too_large(self, fd: FunctionDef, trigger: str, started: float, e: BodyTooLarge) -> web.Response:
+    def _body_too_large(self, fd: FunctionDef, trigger: str, started: float,
+                        e: conversion.BodyTooLarge) -> web.Response:
         """Kestrel refuses the body while the host binds `req`, and ExceptionMiddleware answers 500
         (Azure/azure-functions-host#10519); the function never runs. What the client still sends is drained
         and dropped (aiohttp's lingering close, bounded in time), never held: closing at once would reset the
@@ -248,7 +227,7 @@ class HttpFrontDoor:
     def _failed(self, fd: FunctionDef, trigger: str, started: float, e: InvocationError) -> web.Response:
         ms = (time.perf_counter() - started) * 1000
         log.error("%s %s → 500 in %.1f ms (Failed: %s)\n%s", fd.name, trigger, ms, e,
-                  "".join(traceback.format_exception(e.cause)).rstrip())
+                  e.trace)
         message = (str(e.cause) if isinstance(e.cause, BindingExpressionError)
                    else "The function failed; the host log has the details.")
         return error_response(500, "FunctionInvocationFailed", message, function=fd.name)
@@ -259,7 +238,7 @@ class HttpFrontDoor:
         response is written as the function's Response produces it; the log line comes at its end."""
         length = request.content_length
         if length is not None and length > self.body_limit:
-            return self._body_too_large(fd, trigger, started, BodyTooLarge(self.body_limit))
+            return self._body_too_large(fd, trigger, started, conversion.BodyTooLarge(self.body_limit))
         # Binding expressions see route values, query and headers; the body is the function's to read.
         data = conversion.request_binding_data(conversion.request_head_datum(request, values))
         scope = http_streams.asgi_scope(request, values)
@@ -318,4 +297,4 @@ class HttpFrontDoor:
             await result.write_outputs()
         except InvocationError as e:
             log.error("%s %s: %s after the response (%d) was sent: the client was told it succeeded\n%s",
-                      fd.name, trigger, e, status, "".join(traceback.format_exception(e.cause)).rstrip())
+                      fd.name, trigger, e, status, e.trace)

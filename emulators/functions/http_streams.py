@@ -16,9 +16,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-
-class BodyTooLarge(Exception):
-    """The request body went past the host's limit while the function was reading it."""
+from .conversion import BodyTooLarge
 
 
 def asgi_scope(request: web.Request, route_values: dict[str, str]) -> dict[str, Any]:
@@ -59,7 +57,7 @@ def body_receiver(request: web.Request, limit: int) -> Any:
         chunk = await request.content.readany()
         size += len(chunk)
         if size > limit:  # FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, while the function reads
-            raise BodyTooLarge(f"Request body too large. The max request body size is {limit} bytes.")
+            raise BodyTooLarge(limit)
         done = request.content.at_eof()
         return {"type": "http.request", "body": chunk, "more_body": not done}
 

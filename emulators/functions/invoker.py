@@ -13,6 +13,7 @@ import contextvars
 import functools
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,11 @@ class InvocationError(RuntimeError):
         super().__init__(f"{stage}: {type(cause).__name__}: {cause}")
         self.stage = stage
         self.cause = cause
+
+    @property
+    def trace(self) -> str:
+        """The cause's traceback, for the log (never for a response)."""
+        return "".join(traceback.format_exception(self.cause)).rstrip()
 
 
 @dataclass

@@ -293,15 +293,16 @@ RETRY_TRIGGERS = {"cosmosDBTrigger"}  # trigger bindings with [SupportsRetry] th
 def retry_policy(name: str, trigger_type: str, function: Any,
                  get_setting: Callable[[str], str | None]) -> RetryPolicy | None:
     raw = _retry_settings(function)
-    override = get_setting(RETRY_OVERRIDE_SETTING.format(function=name))
+    override_setting = RETRY_OVERRIDE_SETTING.format(function=name)
+    override = get_setting(override_setting)
     if override:
         try:
             raw = dict(json.loads(override))
         except (ValueError, TypeError) as e:
-            raise FunctionLoadError(f"function {name!r}: {RETRY_OVERRIDE_SETTING.format(function=name)} must "
-                                    f"be a JSON object of @app.retry arguments ({e})") from None
+            raise FunctionLoadError(f"function {name!r}: {override_setting} must be a JSON object of "
+                                    f"@app.retry arguments ({e})") from None
         log.warning("function %r: retry policy replaced by the local host setting %s: %s", name,
-                    RETRY_OVERRIDE_SETTING.format(function=name), override)
+                    override_setting, override)
     if not raw:
         return None
     policy = parse_retry_policy(name, raw)

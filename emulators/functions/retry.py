@@ -46,20 +46,14 @@ class RetryPolicy:
                 yield self.delay_interval
         rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         lo, hi = self.minimum_interval, self.maximum_interval
-        current: float | None = None
-        exponent = 0
-        while True:
-            if current != hi:
-                delay = lo
-                if exponent > 0:
-                    factor = rng.uniform(1.0 - RANDOMIZATION_FACTOR, 1.0 + RANDOMIZATION_FACTOR)
-                    delay += factor * 2.0 ** (exponent - 1) * lo
-                if delay < hi:
-                    current = delay
-                    exponent += 1
-                else:
-                    current = hi
-            yield current
+        delay, exponent = lo, 0
+        while delay < hi:
+            yield delay
+            exponent += 1
+            factor = rng.uniform(1.0 - RANDOMIZATION_FACTOR, 1.0 + RANDOMIZATION_FACTOR)
+            delay = lo + factor * 2.0 ** (exponent - 1) * lo
+        while True:  # the first delay to reach the maximum is the maximum, and so is every one after it
+            yield hi
 
     def describe(self) -> str:
         count = "forever" if self.max_retry_count == -1 else f"{self.max_retry_count} retries"

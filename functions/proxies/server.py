@@ -160,10 +160,9 @@ def _request_overrides(
     return method, headers, params, body
 
 
-Answer = func.HttpResponse
-
-
-def _apply_response_overrides(response: Answer, proxy: Proxy, lookup: _Lookup) -> Answer:
+def _apply_response_overrides(
+    response: func.HttpResponse, proxy: Proxy, lookup: _Lookup
+) -> func.HttpResponse:
     """`response.*` overrides: status, headers and body of the backend's answer, with placeholders."""
     if not proxy.response_overrides:
         return response
@@ -210,7 +209,7 @@ async def _in_process(
     params: dict[str, str],
     body: bytes,
     bindings: Mapping[str, Any],
-) -> Answer:
+) -> func.HttpResponse:
     parts = urlsplit(target)
     path = parts.path.lstrip("/")
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -253,7 +252,7 @@ async def _loopback(
     headers: dict[str, str],
     params: dict[str, str],
     body: bytes,
-) -> Answer:
+) -> func.HttpResponse:
     """A request to one of this app's own functions, over HTTP. The caller's headers go along, credentials
     included: they are for this very app (e.g. App Service authentication's session)."""
     scheme, netloc = urlsplit(self_origin(req))[:2]
@@ -263,7 +262,7 @@ async def _loopback(
 
 async def _forward(
     method: str, url: str, headers: dict[str, str], body: bytes, pooled: bool = True
-) -> Answer:
+) -> func.HttpResponse:
     try:
         answer = await forward.fetch(method, url, headers, body, pooled=pooled)
     except forward.ForwardError as error:
@@ -306,7 +305,7 @@ async def _backend(
     proxy: Proxy,
     values: Mapping[str, str],
     bindings: Mapping[str, Any],
-) -> Answer:
+) -> func.HttpResponse:
     raw = proxy.backend_uri
     if raw is None:
         return func.HttpResponse(status_code=200)
@@ -337,7 +336,7 @@ async def serve(
     req: func.HttpRequest,
     bindings: Mapping[str, Any],
     proxies: list[Proxy] | None = None,
-) -> Answer:
+) -> func.HttpResponse:
     path = req.route_params.get("path") or ""
     method = req.method
     allowed: set[str] = set()
