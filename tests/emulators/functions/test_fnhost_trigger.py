@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import random
 from datetime import UTC, datetime
@@ -204,7 +205,10 @@ async def test_success_on_a_retry_delivers_once_and_stops_retrying(services, cap
 async def test_an_exponential_policy_waits_within_the_randomised_bounds(services):
     """minimum 1 s, maximum 10 s: waits 1 s, then 1 + r·1 s, then 1 + r·2 s, r in [0.8, 1.2)."""
     cosmos, signalr = services
-    host = await start_host(cosmos, signalr, "retry_exponential")
+    host = await start_host(cosmos, signalr, "retry_fixed", settings={
+        "LOCAL_RETRY_POLICY_OVERRIDE__retried": json.dumps({
+            "strategy": "exponential_backoff", "max_retry_count": "3", "minimum_interval": "00:00:01",
+            "maximum_interval": "00:00:10"})})
     try:
         module = host.imported.module
         module.FAILURES["poison"] = 10_000
