@@ -5,7 +5,7 @@ event loop, and the SignalR Service emulator (8888) in a child process of its ow
 fan-out runs on another core (`--one-process` keeps all three on one loop, as it used to be). The
 Cosmos DB emulator and the host must share a process: its change notification wakes the host's
 change-feed trigger in-process. Creates database `chat` with containers `messages` (/room) and
-`leases` (/id) if missing; the host's connection settings follow the ports chosen here. Data lives in
+`leases` (/id) and `control` (/id) if missing; the host's connection settings follow the ports chosen here. Data lives in
 `.data/` and survives restarts (`--in-memory` keeps none). Ctrl-C or SIGTERM stops everything
 cleanly; if the SignalR emulator's process dies, that is reported and everything stops (exit 1).
 """
@@ -31,7 +31,13 @@ from typing import Any
 STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "chat"
-CONTAINERS = {"messages": "/room", "leases": "/id"}
+# name → (partition key path, default TTL): `control` holds the app's rate-limit windows (own `ttl` each)
+# and identity signing key (no `ttl`), as infra/data.py declares it.
+CONTAINERS: dict[str, tuple[str, int | None]] = {
+    "messages": ("/room", None),
+    "leases": ("/id", None),
+    "control": ("/id", -1),
+}
 
 
 class StartupError(RuntimeError):
@@ -149,8 +155,10 @@ async def ensure_containers(cosmos_url: str, key: str) -> None:
 
     async with CosmosClient(cosmos_url, credential=key) as client:
         db = await client.create_database_if_not_exists(DATABASE)
-        for name, path in CONTAINERS.items():
-            await db.create_container_if_not_exists(name, partition_key=PartitionKey(path=path))
+        for name, (path, ttl) in CONTAINERS.items():
+            await db.create_container_if_not_exists(
+                name, partition_key=PartitionKey(path=path), default_ttl=ttl
+            )
 
 
 class Stack:

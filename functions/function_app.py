@@ -11,7 +11,7 @@ sync function in its thread pool, a thread hop per request for nothing."""
 
 import azure.functions as func
 from chat import handlers
-from chat.settings import HUB, signalr_identity
+from chat.settings import HUB
 from proxies import server
 from proxies.registry import FunctionApp
 
@@ -20,22 +20,30 @@ SIGNALR = {"hub_name": HUB, "connection_string_setting": "AzureSignalRConnection
 # Binding expressions only (the extension sends each as a SQL parameter). Each query may name only route
 # values: an expression naming an absent query value fails the invocation (docs/api.md "History").
 HISTORY_QUERY = (
-    "SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c "
+    "SELECT TOP 200 c.id, c.room, c.user, c.authorId, c.text, c.createdAt FROM c "
     "WHERE c.room = {room} ORDER BY c.createdAt DESC, c.id DESC"
 )
 HISTORY_AFTER_QUERY = (
-    "SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c "
+    "SELECT TOP 200 c.id, c.room, c.user, c.authorId, c.text, c.createdAt FROM c "
     "WHERE c.room = {room} AND c.createdAt > {after} ORDER BY c.createdAt, c.id"
 )
 
 app = FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
+# No Cosmos DB output binding: it only upserts, and a write must never replace another author's message.
+# SaveChat creates if absent with the SDK, under the same setting (docs/api.md "Why SaveChat writes with
+# the SDK").
 @app.function_name("SaveChat")
 @app.route(route="api/rooms/{room}/messages", methods=["POST"])
-@app.cosmos_db_output(arg_name="message", **COSMOS)
-async def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.HttpResponse:
-    return handlers.save_chat(req, message)
+async def save_chat(req: func.HttpRequest) -> func.HttpResponse:
+    return await handlers.save_chat(req)
+
+
+@app.function_name("IssueIdentity")
+@app.route(route="api/identities", methods=["POST"])
+async def issue_identity(req: func.HttpRequest) -> func.HttpResponse:
+    return await handlers.issue_identity(req)
 
 
 @app.function_name("History")
@@ -52,13 +60,15 @@ async def history_after(req: func.HttpRequest, documents: func.DocumentList) -> 
     return handlers.history_after(req, documents)
 
 
+# The SignalR user id comes from the route, always present (a header or query value that is absent fails
+# the invocation with a 500); the handler hands the connection out only to the identity it names.
 @app.function_name("SignalRConfiguration")
-@app.route(route="api/negotiate", methods=["POST"])
+@app.route(route="api/negotiate/{userId}", methods=["POST"])
 @app.generic_input_binding(
-    arg_name="connectionInfo", type="signalRConnectionInfo", **SIGNALR, **signalr_identity()
+    arg_name="connectionInfo", type="signalRConnectionInfo", user_id="{userId}", **SIGNALR
 )
 async def negotiate(req: func.HttpRequest, connectionInfo: str) -> func.HttpResponse:
-    return handlers.negotiate(req, connectionInfo)
+    return await handlers.negotiate(req, connectionInfo)
 
 
 @app.function_name("JoinRoom")
@@ -108,9 +118,6 @@ async def feed_to_signalr(
 # called over HTTP instead, so that no static request pays for one (see docs/api.md "proxies.json").
 @app.function_name("z_FileServer")
 @app.route(route="{*path}")
-@app.cosmos_db_output(arg_name="message", **COSMOS)
 @app.generic_output_binding(arg_name="actions", type="signalR", **SIGNALR)
-async def file_server(
-    req: func.HttpRequest, message: func.Out[func.Document], actions: func.Out[str]
-) -> func.HttpResponse:
-    return await server.serve(app, req, {"message": message, "actions": actions})
+async def file_server(req: func.HttpRequest, actions: func.Out[str]) -> func.HttpResponse:
+    return await server.serve(app, req, {"actions": actions})

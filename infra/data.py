@@ -1,4 +1,5 @@
-"""Cosmos DB for NoSQL: the `chat` database, its `messages` and `leases` containers, and data-plane access."""
+"""Cosmos DB for NoSQL: the `chat` database, its `messages`, `leases` and `control` containers, and data-plane
+access."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from infra.scope import Component, StackScope
 DATABASE = "chat"
 MESSAGES = "messages"
 LEASES = "leases"
+CONTROL = "control"
 
 
 def messages_indexing_policy() -> cosmosdb.IndexingPolicyArgs:
@@ -31,6 +33,7 @@ def messages_indexing_policy() -> cosmosdb.IndexingPolicyArgs:
         included_paths=[cosmosdb.IncludedPathArgs(path="/*")],
         excluded_paths=[
             cosmosdb.ExcludedPathArgs(path="/text/?"),
+            cosmosdb.ExcludedPathArgs(path="/authorId/?"),
             cosmosdb.ExcludedPathArgs(path='/"_etag"/?'),
         ],
         composite_indexes=[
@@ -47,8 +50,19 @@ def messages_indexing_policy() -> cosmosdb.IndexingPolicyArgs:
     )
 
 
+def control_indexing_policy() -> cosmosdb.IndexingPolicyArgs:
+    """`control` is read and written by id only (rate-limit windows, the identity signing key): indexing
+    nothing makes each rate-limit patch as cheap as a write can be."""
+    return cosmosdb.IndexingPolicyArgs(
+        automatic=True,
+        indexing_mode=cosmosdb.IndexingMode.CONSISTENT,
+        included_paths=[],
+        excluded_paths=[cosmosdb.ExcludedPathArgs(path="/*")],
+    )
+
+
 class ChatData(Component):
-    """The Cosmos DB account (keyless), database `chat`, containers `messages` and `leases`."""
+    """The Cosmos DB account (keyless), database `chat`, containers `messages`, `leases` and `control`."""
 
     def __init__(self, name: str, scope: StackScope, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ChatData", name, scope, opts)
@@ -101,6 +115,11 @@ class ChatData(Component):
         # The change-feed processor's checkpoints. Identity-based connections cannot create containers, so the
         # trigger's create_lease_container_if_not_exists is off and the container is declared here.
         self.leases = self._container(LEASES, "/id")
+        # The app's own small documents, by id (functions/chat/limits.py, identity.py). TTL on with no default
+        # (-1): rate-limit windows carry their own `ttl`; the signing key has none and stays.
+        self.control = self._container(
+            CONTROL, "/id", indexing_policy=control_indexing_policy(), default_ttl=-1
+        )
 
         principal = pulumi.Output.from_input(scope.principal_id)
         # A data-plane role assignment takes an exclusive lock on the account: created while the database or a
@@ -118,7 +137,7 @@ class ChatData(Component):
             role_assignment_id=pulumi.Output.all(self.account.id, principal).apply(
                 lambda v: roles.assignment_guid(v[0], roles.COSMOS_DATA_CONTRIBUTOR, v[1])
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.database, self.messages, self.leases]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.database, self.messages, self.leases, self.control]),
         )
         self.endpoint = self.account.document_endpoint
         self.register_outputs({"account": self.account.name, "endpoint": self.endpoint})

@@ -12,8 +12,9 @@ from typing import Any
 from urllib.parse import quote
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
-from . import presence
+from . import cosmos, identity, limits, presence, saving
 from .errors import ApiError, json_response
 from .logs import invocation
 from .messages import (
@@ -26,21 +27,47 @@ from .messages import (
     signalr_value,
 )
 from .settings import HUB
-from .validation import parse_connection, parse_history_query, parse_message, validate_room
+from .validation import parse_history_query, parse_message, parse_room_action, require_json, validate_room
 
 log = logging.getLogger("chat.handlers")
 
 
-@invocation("SaveChat")
-def save_chat(req: func.HttpRequest, message: func.Out[func.Document]) -> func.HttpResponse:
-    """Validate everything before touching the output binding: a refused request writes nothing."""
+async def _caller(req: func.HttpRequest) -> identity.Identity:
+    """The verified identity of the request (401 otherwise); the key is read once per process."""
     try:
+        key = await identity.signing_key()
+    except (AzureError, cosmos.StoreUnavailable) as error:
+        raise cosmos.unavailable("the identity could not be checked", error) from None
+    return identity.verify(key, req.headers.get("authorization"))
+
+
+@invocation("SaveChat")
+async def save_chat(req: func.HttpRequest) -> func.HttpResponse:
+    """Checks in order of cost, so a refused request costs nothing: media type, identity (one HMAC), the
+    body, the author's rate limit (one patch), then the create-if-absent write (chat/saving.py). 201 when
+    this call stored the message, 200 when a retry found it already stored."""
+    try:
+        require_json(req.headers)
+        author = await _caller(req)
         room = validate_room(req.route_params.get("room"))
-        document = new_message(room, parse_message(req.get_body()))
+        document = new_message(room, parse_message(req.get_body()), author.id)
+        await limits.take(limits.POSTS, author.id)
+        message, created = await saving.save_once(document)
     except ApiError as error:
         return error.response()
-    message.set(func.Document.from_dict(document))
-    return json_response(document, 201)
+    return json_response(message, 201 if created else 200)
+
+
+@invocation("IssueIdentity")
+async def issue_identity(req: func.HttpRequest) -> func.HttpResponse:
+    """A new identity for a browser that has none: `{id, token}`. Stateless (nothing is stored), so it
+    costs one HMAC; the id is random, so nobody can ask for someone else's."""
+    try:
+        key = await identity.signing_key()
+    except (AzureError, cosmos.StoreUnavailable) as error:
+        return cosmos.unavailable("no identity could be issued", error).response()
+    issued, token = identity.new_identity(key)
+    return json_response({"id": issued.id, "token": token}, 201)
 
 
 @invocation("History")
@@ -74,8 +101,17 @@ def history_after(req: func.HttpRequest, documents: Iterable[Mapping[str, Any]])
 
 
 @invocation("SignalRConfiguration")
-def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpResponse:
-    """The binding already holds `{url, accessToken}` as JSON; pass it through untouched, never cached."""
+async def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpResponse:
+    """The binding has already made `{url, accessToken}` for the route's user id; it is handed out only if
+    that id is the caller's own identity, so nobody receives a connection as someone else (the binding
+    cannot check a signature: it reads the route). Never cached."""
+    try:
+        caller = await _caller(req)
+        if req.route_params.get("userId") != caller.id:
+            raise ApiError(403, "wrong_identity", "userId must be the id of the caller's identity", "userId")
+        await limits.take(limits.NEGOTIATIONS, caller.id)
+    except ApiError as error:
+        return error.response()
     return func.HttpResponse(
         connection_info,
         status_code=200,
@@ -86,29 +122,32 @@ def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpResponse:
 
 
 async def _group(req: func.HttpRequest, actions: func.Out[str], action: str) -> func.HttpResponse:
-    """Join and leave differ only in the action. 202, not 200: the group change is made by the output
-    binding after this handler returns, so the connection is looked up first (see `presence`): an unknown
-    one is a 404 naming `connectionId`, not a silent no-op (join) or a 500 (leave). If the service cannot
-    be asked, the binding is left to decide, as it would without the check."""
+    """Join and leave differ only in the action. They act on the caller's own SignalR user (= identity id),
+    so nobody can move anyone else's connection. 202, not 200: the group change is made by the output
+    binding after this handler returns, so the user's connection is looked up first (see `presence`): a
+    caller with no live connection gets 404 `not_connected` rather than a membership that silently waits
+    for a later connection. If the service cannot be asked, the binding is left to decide."""
     try:
+        require_json(req.headers)
+        caller = await _caller(req)
         room = validate_room(req.route_params.get("room"))
-        connection_id = parse_connection(req.get_body())
-        if not await _connection_live(connection_id):
+        parse_room_action(req.get_body())
+        if not await _connected(caller.id):
             raise ApiError(
                 404,
-                "unknown_connection",
-                "connectionId names no live SignalR connection: negotiate and connect again",
-                "connectionId",
+                "not_connected",
+                "this identity has no live SignalR connection: negotiate and connect first",
+                "Authorization",
             )
     except ApiError as error:
         return error.response()
-    actions.set(signalr_value([group_action(action, room, connection_id)]))
+    actions.set(signalr_value([group_action(action, room, caller.id)]))
     return func.HttpResponse(status_code=202, headers={"Cache-Control": "no-store"})
 
 
-async def _connection_live(connection_id: str) -> bool:
+async def _connected(user_id: str) -> bool:
     try:
-        return await presence.connection_exists(HUB, connection_id)
+        return await presence.user_connected(HUB, user_id)
     except presence.PresenceUnknown as error:
         log.warning("connection check skipped: %s", error)
         return True

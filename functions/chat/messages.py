@@ -9,9 +9,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .identity import ID_RE
 from .validation import MessageInput, valid_created_at
 
 PUBLIC_FIELDS = ("id", "room", "user", "text", "createdAt")
+# The author's identity id (chat/identity.py). Messages stored before identities existed have none: they
+# are shown without a tag and are nobody's "mine".
+AUTHOR_FIELD = "authorId"
 NEW_MESSAGE_TARGET = "newMessage"
 HISTORY_WINDOW = 200  # the TOP of both History queries; see docs/api.md "History"
 
@@ -24,21 +28,21 @@ def utc_timestamp(now: datetime | None = None) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def new_message(room: str, data: MessageInput, now: datetime | None = None) -> dict[str, str]:
-    """The stored document: the client's id when given, so a retried POST overwrites instead of
-    duplicating."""
+def new_message(room: str, data: MessageInput, author_id: str, now: datetime | None = None) -> dict[str, str]:
+    """The stored document: the client's id when given, so that a retried POST finds its first copy
+    (chat/saving.py) instead of storing a second one."""
     return {
         "id": data.id or str(uuid.uuid4()),
         "room": room,
         "user": data.user,
+        AUTHOR_FIELD: author_id,
         "text": data.text,
         "createdAt": utc_timestamp(now),
     }
 
 
 def public_message(document: Mapping[str, Any]) -> dict[str, str] | None:
-    """Exactly the five public fields, never Cosmos system properties; None when the document is not a
-    message."""
+    """The public fields, never Cosmos system properties; None when the document is not a message."""
     out: dict[str, str] = {}
     for field in PUBLIC_FIELDS:
         value = document.get(field)
@@ -47,6 +51,9 @@ def public_message(document: Mapping[str, Any]) -> dict[str, str] | None:
         out[field] = value
     if not valid_created_at(out["createdAt"]):
         return None
+    author = document.get(AUTHOR_FIELD)
+    if isinstance(author, str) and ID_RE.fullmatch(author):
+        out[AUTHOR_FIELD] = author
     return out
 
 
@@ -107,8 +114,10 @@ def log_retried_batch(documents: Iterable[Mapping[str, Any]], retry_count: int, 
     )
 
 
-def group_action(action: str, room: str, connection_id: str) -> dict[str, str]:
-    return {"action": action, "groupName": room, "connectionId": connection_id}
+def group_action(action: str, room: str, user_id: str) -> dict[str, str]:
+    """By SignalR user id (= the caller's identity id), never by a connection id the caller names: a caller
+    can only ever move their own connections (docs/api.md "Rooms")."""
+    return {"action": action, "groupName": room, "userId": user_id}
 
 
 def signalr_value(items: list[dict[str, Any]]) -> str:

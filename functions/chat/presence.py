@@ -1,11 +1,13 @@
-"""Is a SignalR connection live? Asked of the service before JoinRoom/LeaveRoom set their output binding.
+"""Has a SignalR user a live connection? Asked of the service before JoinRoom/LeaveRoom set their output
+binding.
 
 Why ask: the `signalR` output binding performs the group action after the handler has returned, so a
-handler cannot turn the service's answer into its own. For a connection the service does not know, the
-extension silently ignores an add (the management SDK treats `404` + `x-ms-error-code:
-Error.Connection.NotExisted` as expected) and fails the invocation on a remove (500). One `HEAD
-/api/hubs/{hub}/connections/{id}` first lets both answer `404` naming `connectionId`, which a client can
-act on (reconnect), in Azure and locally alike.
+handler cannot turn the service's answer into its own. Adding a user with no connection to a group
+succeeds silently (the service keeps the membership for the user's later connections), so a client that
+joined before its connection was up would believe it is in the room and hear nothing until it
+reconnects. One `HEAD /api/hubs/{hub}/users/{user}` (CheckUserExistence: 200 when the user has a
+connection, 404 otherwise) first lets JoinRoom and LeaveRoom answer `404 not_connected`, which a client
+can act on (connect, then join), in Azure and locally alike.
 
 Credentials come from the same setting the binding uses, `AzureSignalRConnectionString`: an access key
 signs a 5-minute token whose audience is the request URL (what the service checks); identity-based
@@ -97,16 +99,10 @@ def service_access(environ: dict[str, str] | os._Environ[str] = os.environ) -> S
     raise PresenceUnknown(f"{SETTING} is not set")
 
 
-async def connection_exists(hub: str, connection_id: str) -> bool:
-    """200 → live, 404 → unknown or gone; anything else → PresenceUnknown (the caller decides).
-
-    `.` and `..` cannot be asked about: as a URL path segment they are removed (RFC 3986 dot segments, by
-    aiohttp here and by the .NET SDK the binding uses), so the request would name another resource. No
-    service issues such an id, so it names no live connection."""
-    if connection_id in (".", ".."):
-        return False
+async def user_connected(hub: str, user_id: str) -> bool:
+    """200 → connected, 404 → no connection; anything else → PresenceUnknown (the caller decides)."""
     access = service_access()
-    url = f"{access.endpoint}/api/hubs/{quote(hub, safe='')}/connections/{quote(connection_id, safe='')}"
+    url = f"{access.endpoint}/api/hubs/{quote(hub, safe='')}/users/{quote(user_id, safe='')}"
     try:
         headers = {"Authorization": f"Bearer {await access.bearer(url)}"}
         # A session per check, not a pooled one: this runs once per join/leave, not per message, and the

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +17,6 @@ from .errors import ApiError
 MAX_BODY_BYTES = 8 * 1024
 MAX_USER = 32
 MAX_TEXT = 2000
-MAX_CONNECTION_ID = 256
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
@@ -24,10 +24,8 @@ ROOM_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # ASCII digits only: `\d` also matches other scripts' digits ("２０２６"), which sort after every real time.
 CREATED_AT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
-CONNECTION_ID_RE = re.compile(r"[A-Za-z0-9._~+/=-]+")
 
 MESSAGE_FIELDS = frozenset({"user", "text", "id"})
-CONNECTION_FIELDS = frozenset({"connectionId"})
 
 
 @dataclass(frozen=True)
@@ -112,22 +110,25 @@ def parse_message(body: bytes) -> MessageInput:
     return MessageInput(user=user, text=text, id=message_id)
 
 
-def parse_connection(body: bytes) -> str:
-    """Validate a join/leave body and return the SignalR connection id."""
-    data = _json_object(body, CONNECTION_FIELDS)
-    if "connectionId" not in data:
-        raise ApiError(400, "required", "connectionId is required", "connectionId")
-    value = data["connectionId"]
-    if not isinstance(value, str):
-        raise ApiError(400, "not_a_string", "connectionId must be a string", "connectionId")
-    if not value or len(value) > MAX_CONNECTION_ID or not CONNECTION_ID_RE.fullmatch(value):
+def parse_room_action(body: bytes) -> None:
+    """A join/leave body: empty or `{}`. The caller's identity says whose connections move, so a body
+    naming a connection (the old `connectionId`) is refused, not ignored."""
+    if body.strip():
+        _json_object(body, frozenset())
+
+
+def require_json(headers: Mapping[str, str]) -> None:
+    """Every write's body is JSON, declared as such. A cross-site page can POST `text/plain` (or a form)
+    without a preflight; `application/json` needs one, which the app's CORS policy refuses (415 otherwise,
+    naming the header)."""
+    media = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
         raise ApiError(
-            400,
-            "invalid_connection_id",
-            f"connectionId must be 1-{MAX_CONNECTION_ID} characters of A-Z a-z 0-9 . _ ~ + / = -",
-            "connectionId",
+            415,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+            "Content-Type",
         )
-    return value
 
 
 def valid_created_at(value: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -40,3 +41,39 @@ def app_module(monkeypatch: pytest.MonkeyPatch):
     module = importlib.import_module("function_app")
     yield AppModule(module)
     sys.modules.pop("function_app", None)
+
+
+@pytest.fixture
+async def store(monkeypatch: pytest.MonkeyPatch):
+    """A real Cosmos DB emulator (in memory, free port) with the stack's containers, named by the setting the
+    app reads (`CosmosDBConnection`); SaveChat, identities and rate limits write to it through the SDK."""
+    from chat import cosmos
+
+    from emulators.__main__ import ensure_containers
+    from emulators.cosmos import WELL_KNOWN_KEY
+    from emulators.cosmos import start as start_cosmos
+
+    emulator = await start_cosmos(port=0)
+    try:
+        await ensure_containers(emulator.url, WELL_KNOWN_KEY)
+        monkeypatch.setenv("CosmosDBConnection", emulator.connection_string)
+        yield emulator
+    finally:
+        await cosmos.close()
+        await emulator.close()
+
+
+@pytest.fixture
+async def caller(store, app_module):
+    """A fresh identity, issued by the app: (id, the Authorization header value)."""
+    from chat import handlers
+
+    response = await handlers.issue_identity(_request("POST", "/api/identities"))
+    issued = json.loads(response.get_body())
+    return issued["id"], f"Bearer {issued['token']}"
+
+
+def _request(method: str, path: str) -> Any:
+    import azure.functions as func
+
+    return func.HttpRequest(method, f"https://chat.example{path}", headers={}, body=b"")

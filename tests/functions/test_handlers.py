@@ -17,36 +17,45 @@ ROOM = {"room": "general"}
 CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
-def save(app_module, payload, room="general", raw=None):
-    out: Out[func.Document] = Out()
+JSON = {"Content-Type": "application/json"}
+
+
+async def save(caller, payload, room="general", raw=None, headers=None):
     req = request(
         "POST",
         f"/api/rooms/{room}/messages",
         raw if raw is not None else payload,
         route_params={"room": room},
+        headers={**JSON, "Authorization": caller[1]} if headers is None else headers,
     )
-    return handlers.save_chat(req, out), out
+    return await handlers.save_chat(req)
 
 
-def test_save_chat_stores_and_returns_the_public_message(app_module):
-    response, out = save(app_module, {"user": " ada ", "text": "hi 👋"})
+async def stored(store, room: str, message_id: str) -> dict:
+    from azure.cosmos.aio import CosmosClient
+
+    async with CosmosClient.from_connection_string(store.connection_string) as client:
+        item = (
+            await client.get_database_client("chat")
+            .get_container_client("messages")
+            .read_item(message_id, partition_key=room)
+        )
+        return dict(item)
+
+
+async def test_save_chat_stores_and_returns_the_public_message(store, caller):
+    response = await save(caller, {"user": " ada ", "text": "hi 👋"})
     assert response.status_code == 201
     message = body_json(response)
-    assert set(message) == {"id", "room", "user", "text", "createdAt"}
+    assert set(message) == {"id", "room", "user", "authorId", "text", "createdAt"}
     assert message["user"] == "ada" and message["text"] == "hi 👋" and message["room"] == "general"
+    assert message["authorId"] == caller[0]  # the verified identity, not anything the body said
     assert uuid.UUID(message["id"]).version == 4
     assert CREATED_AT.fullmatch(message["createdAt"])
-    assert out.calls == 1 and dict(out.value) == message
+    document = await stored(store, "general", message["id"])
+    assert {k: document[k] for k in message} == message
     assert "👋".encode() in response.get_body()  # UTF-8 on the wire, not \u escapes
     assert response.mimetype == "application/json"
-
-
-def test_save_chat_keeps_the_client_id_so_a_retry_overwrites(app_module):
-    client_id = str(uuid.uuid4())
-    first, out1 = save(app_module, {"user": "a", "text": "b", "id": client_id})
-    second, out2 = save(app_module, {"user": "a", "text": "b", "id": client_id})
-    assert body_json(first)["id"] == body_json(second)["id"] == client_id
-    assert out1.value["id"] == out2.value["id"] == client_id
 
 
 @pytest.mark.parametrize(
@@ -63,14 +72,21 @@ def test_save_chat_keeps_the_client_id_so_a_retry_overwrites(app_module):
         ({"user": "a", "text": "b\x07"}, "general", None, 400, "text"),
         ({"user": "a", "text": "b", "id": "123"}, "general", None, 400, "id"),
         ({"user": "a", "text": "b", "extra": 1}, "general", None, 400, "extra"),
+        ({"user": "a", "text": "b", "authorId": "A" * 22}, "general", None, 400, "authorId"),
     ],
 )
-def test_save_chat_refusals_write_nothing(app_module, payload, room, raw, status, field):
-    response, out = save(app_module, payload, room=room, raw=raw)
+async def test_save_chat_refusals_write_nothing(store, caller, payload, room, raw, status, field):
+    message_id = str(uuid.uuid4())
+    if isinstance(payload, dict) and "id" not in payload:
+        payload = {**payload, "id": message_id}
+    response = await save(caller, payload, room=room, raw=raw)
     assert response.status_code == status
     error = body_json(response)["error"]
     assert error["field"] == field and error["code"] and error["message"]
-    assert out.calls == 0
+    from azure.cosmos import exceptions
+
+    with pytest.raises(exceptions.CosmosResourceNotFoundError):
+        await stored(store, "general", message_id)
 
 
 def doc(i: int, room: str = "general", created: str | None = None, **extra) -> func.Document:
@@ -177,9 +193,20 @@ def test_history_bad_room_is_400(app_module):
     assert response.status_code == 400 and body_json(response)["error"]["field"] == "room"
 
 
-def test_negotiate_passes_connection_info_through(app_module):
+async def negotiate(caller, user_id=None, info="{}"):
+    user_id = caller[0] if user_id is None else user_id
+    req = request(
+        "POST",
+        f"/api/negotiate/{user_id}",
+        route_params={"userId": user_id},
+        headers={"Authorization": caller[1]},
+    )
+    return await handlers.negotiate(req, info)
+
+
+async def test_negotiate_passes_connection_info_through_to_its_own_identity(store, caller):
     info = json.dumps({"url": "https://chat.service.signalr.net/client/?hub=chat", "accessToken": "e.y.j"})
-    response = handlers.negotiate(request("POST", "/api/negotiate"), info)
+    response = await negotiate(caller, info=info)
     assert response.status_code == 200
     assert body_json(response) == json.loads(info)
     assert response.mimetype == "application/json"
@@ -187,9 +214,22 @@ def test_negotiate_passes_connection_info_through(app_module):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+async def test_negotiate_for_another_user_id_hands_out_nothing(store, caller):
+    """The binding made a token for the route's user id; only that identity may receive it."""
+    info = json.dumps({"url": "u", "accessToken": "token-for-someone-else"})
+    response = await negotiate(caller, user_id="B" * 22, info=info)
+    assert response.status_code == 403
+    assert body_json(response)["error"] == {
+        "code": "wrong_identity",
+        "message": "userId must be the id of the caller's identity",
+        "field": "userId",
+    }
+    assert b"token-for-someone-else" not in response.get_body()
+
+
 @pytest.mark.parametrize(("function", "action"), [("join_room", "add"), ("leave_room", "remove")])
-async def test_group_actions_when_the_service_cannot_be_asked(
-    app_module, monkeypatch, caplog, function, action
+async def test_group_actions_move_only_the_callers_own_user(
+    app_module, store, caller, monkeypatch, caplog, function, action
 ):
     """No SignalR setting here, so the connection check cannot run: the output binding decides, as it would
     without the check (tests/functions/test_presence.py covers the check against a real service)."""
@@ -197,26 +237,35 @@ async def test_group_actions_when_the_service_cannot_be_asked(
     monkeypatch.delenv("AzureSignalRConnectionString__serviceUri", raising=False)
     out: Out[str] = Out()
     req = request(
-        "POST", "/api/rooms/room-7/x", {"connectionId": "abc_DEF-123"}, route_params={"room": "room-7"}
+        "POST",
+        "/api/rooms/room-7/x",
+        {},
+        route_params={"room": "room-7"},
+        headers={**JSON, "Authorization": caller[1]},
     )
     with caplog.at_level(logging.WARNING, logger="chat.handlers"):
         response = await getattr(app_module, function)(req, out)
     assert response.status_code == 202
-    assert json.loads(out.value) == [{"action": action, "groupName": "room-7", "connectionId": "abc_DEF-123"}]
+    assert json.loads(out.value) == [{"action": action, "groupName": "room-7", "userId": caller[0]}]
     assert "connection check skipped: AzureSignalRConnectionString is not set" in caplog.text
 
 
 @pytest.mark.parametrize("function", ["join_room", "leave_room"])
-async def test_group_action_refusals_send_nothing(app_module, function):
-    for room, payload, field in [
-        ("no way", {"connectionId": "a"}, "room"),
-        ("ok", {}, "connectionId"),
-        ("ok", {"connectionId": "a", "x": 1}, "x"),
+async def test_group_action_refusals_send_nothing(app_module, store, caller, function):
+    auth = {**JSON, "Authorization": caller[1]}
+    for room, payload, headers, status, field in [
+        ("no way", {}, auth, 400, "room"),
+        # naming someone else's connection is refused, not ignored
+        ("ok", {"connectionId": "their-connection"}, auth, 400, "connectionId"),
+        ("ok", {"x": 1}, auth, 400, "x"),
+        ("ok", {}, {"Authorization": caller[1], "Content-Type": "text/plain"}, 415, "Content-Type"),
+        ("ok", {}, JSON, 401, "Authorization"),
+        ("ok", {}, {**JSON, "Authorization": "Bearer v1.forged"}, 401, "Authorization"),
     ]:
         out: Out[str] = Out()
-        req = request("POST", "/x", payload, route_params={"room": room})
+        req = request("POST", "/x", payload, route_params={"room": room}, headers=headers)
         response = await getattr(app_module, function)(req, out)
-        assert response.status_code == 400 and body_json(response)["error"]["field"] == field
+        assert (response.status_code, body_json(response)["error"]["field"]) == (status, field)
         assert out.calls == 0
 
 
@@ -237,7 +286,13 @@ async def test_feed_sends_one_message_per_document_to_its_room_group(app_module)
         assert set(message) == {"target", "arguments", "groupName"}
         assert message["target"] == "newMessage"
         assert len(message["arguments"]) == 1
-        assert set(message["arguments"][0]) == {"id", "room", "user", "text", "createdAt"}
+        assert set(message["arguments"][0]) == {
+            "id",
+            "room",
+            "user",
+            "text",
+            "createdAt",
+        }  # no authorId: none
 
 
 async def test_feed_skips_foreign_documents_and_sends_nothing_for_an_empty_batch(app_module, caplog):
@@ -275,10 +330,11 @@ async def test_a_retried_batch_is_logged_in_one_line_with_its_ids(app_module, ca
     ]
 
 
-def test_one_log_line_per_invocation(app_module, caplog):
+async def test_one_log_line_per_invocation(store, caller, caplog):
     with caplog.at_level(logging.INFO, logger="cosmic_chat"):
-        save(app_module, {"user": "a", "text": "secret words"})
+        await save(caller, {"user": "a", "text": "secret words"})
     lines = [r.getMessage() for r in caplog.records if r.name == "cosmic_chat"]
     assert len(lines) == 1
     assert re.fullmatch(r"SaveChat 201 in \d+\.\d ms", lines[0])
     assert "secret words" not in caplog.text
+    assert caller[1].split(".")[-1] not in caplog.text  # nor the identity token

@@ -11,9 +11,10 @@ import pytest
 from chat.errors import ApiError
 from chat.validation import (
     MAX_BODY_BYTES,
-    parse_connection,
     parse_history_query,
     parse_message,
+    parse_room_action,
+    require_json,
     valid_created_at,
     validate_room,
 )
@@ -140,25 +141,47 @@ def test_room_rule_matches_the_documented_pattern(room):
         assert not ok
 
 
-def test_connection_id():
-    assert parse_connection(body(connectionId="aB3_-x.Z~+/=")) == "aB3_-x.Z~+/="
+def test_a_room_action_body_is_empty():
+    assert parse_room_action(b"") is None
+    assert parse_room_action(b" {} ") is None
 
 
 @pytest.mark.parametrize(
     ("raw", "code", "field"),
     [
-        (body(), "required", "connectionId"),
-        (body(connectionId=5), "not_a_string", "connectionId"),
-        (body(connectionId=""), "invalid_connection_id", "connectionId"),
-        (body(connectionId="a b"), "invalid_connection_id", "connectionId"),
-        (body(connectionId="x" * 257), "invalid_connection_id", "connectionId"),
-        (body(connectionId="x", room="y"), "unknown_field", "room"),
+        # the caller's identity says whose connection moves: naming one is refused, not ignored
+        (body(connectionId="someone-elses"), "unknown_field", "connectionId"),
+        (body(room="y"), "unknown_field", "room"),
         (b"[1]", "not_an_object", "body"),
+        (b"nope", "invalid_json", "body"),
     ],
 )
-def test_connection_refusals(raw, code, field):
-    error = refused(parse_connection, raw)
+def test_room_action_refusals(raw, code, field):
+    error = refused(parse_room_action, raw)
     assert (error.status, error.code, error.field) == (400, code, field)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "ok"),
+    [
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        (None, False),
+        ("", False),
+        ("text/plain", False),
+        ("text/plain; charset=utf-8", False),
+        ("multipart/form-data; boundary=x", False),
+        ("application/x-www-form-urlencoded", False),
+        ("application/json-patch+json", False),
+    ],
+)
+def test_writes_must_declare_json(content_type, ok):
+    headers = {} if content_type is None else {"content-type": content_type}
+    if ok:
+        require_json(headers)
+        return
+    error = refused(require_json, headers)
+    assert (error.status, error.code, error.field) == (415, "unsupported_media_type", "Content-Type")
 
 
 def test_history_defaults_and_bounds():
