@@ -80,9 +80,7 @@ def content_type(response: func.HttpResponse) -> str:
 
 
 @contextlib.asynccontextmanager
-async def this_app_at(
-    monkeypatch: Any, route: str, handler: Any, method: str = "*"
-) -> AsyncIterator[None]:
+async def this_app_at(monkeypatch: Any, route: str, handler: Any, method: str = "*") -> AsyncIterator[None]:
     """A stand-in for this app's own origin (a real aiohttp server on 127.0.0.1, named by WEBSITE_HOSTNAME),
     for the proxies that call the app over HTTP."""
     app = web.Application()

@@ -1,4 +1,4 @@
-"""The attacks of issue 11 against SaveChat, identities and the rate limits, each as the attacker would try it,
+"""The attacks of issue 11 on SaveChat, identities and the rate limits, each tried as an attacker would,
 against a real Cosmos DB emulator through the SDK the app uses in Azure.
 
 Each test failed before authorship existed: SaveChat upserted whatever `user` the body named under any id."""

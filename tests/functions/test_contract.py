@@ -3,10 +3,8 @@ app.get_functions()."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
-import sys
 
 import pytest
 from functions_testkit import FUNCTIONS
@@ -32,6 +30,7 @@ def http(fn: dict) -> dict:
 def test_function_names(app_module):
     assert set(table(app_module.app)) == {
         "SaveChat",
+        "IssueIdentity",
         "History",
         "HistoryAfter",
         "SignalRConfiguration",
@@ -48,7 +47,8 @@ def test_function_names(app_module):
         ("SaveChat", "api/rooms/{room}/messages", ["POST"]),
         ("History", "api/rooms/{room}/messages", ["GET"]),
         ("HistoryAfter", "api/rooms/{room}/messages/after/{after}", ["GET"]),
-        ("SignalRConfiguration", "api/negotiate", ["POST"]),
+        ("IssueIdentity", "api/identities", ["POST"]),
+        ("SignalRConfiguration", "api/negotiate/{userId}", ["POST"]),
         ("JoinRoom", "api/rooms/{room}/join", ["POST"]),
         ("LeaveRoom", "api/rooms/{room}/leave", ["POST"]),
         ("z_FileServer", "{*path}", None),
@@ -68,9 +68,11 @@ def test_host_json_removes_the_route_prefix():
     assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
 
 
-def test_save_chat_writes_to_cosmos(app_module):
-    out = bindings(table(app_module.app)["SaveChat"])["message"]
-    assert out == {"name": "message", "type": "cosmosDB", "direction": "OUT", **COSMOS}
+@pytest.mark.parametrize("name", ["SaveChat", "IssueIdentity", "z_FileServer"])
+def test_no_function_upserts_messages(app_module, name):
+    """The Cosmos DB output binding only upserts, so a write under a known id would replace another author's
+    message; SaveChat creates if absent through the SDK instead (chat/saving.py)."""
+    assert [b for b in table(app_module.app)[name]["bindings"] if b["type"] == "cosmosDB"] == []
 
 
 def test_history_reads_with_a_parameterised_query(app_module):
@@ -80,7 +82,7 @@ def test_history_reads_with_a_parameterised_query(app_module):
     assert binding["partitionKey"] == "{room}"
     query = binding["sqlQuery"]
     assert "c.room = {room}" in query  # a binding expression: the extension sends it as a SQL parameter
-    assert query.startswith("SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c")
+    assert query.startswith("SELECT TOP 200 c.id, c.room, c.user, c.authorId, c.text, c.createdAt FROM c")
     assert query.endswith("ORDER BY c.createdAt DESC, c.id DESC")
     assert "{" not in query.replace("{room}", "")  # only always-present binding data (no limit/after)
 
@@ -91,26 +93,23 @@ def test_history_after_reads_from_after_with_route_values_only(app_module):
     assert {k: binding[k] for k in COSMOS} == COSMOS
     assert binding["partitionKey"] == "{room}"
     query = binding["sqlQuery"]
-    assert query.startswith("SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c")
+    assert query.startswith("SELECT TOP 200 c.id, c.room, c.user, c.authorId, c.text, c.createdAt FROM c")
     assert "c.room = {room} AND c.createdAt > {after}" in query
     assert query.endswith("ORDER BY c.createdAt, c.id")  # the inverse of the composite index: served by it
     assert "{" not in query.replace("{room}", "").replace("{after}", "")  # both are route values
 
 
-def test_negotiate_binding_without_required_sign_in(app_module):
+def test_negotiate_binding_takes_the_user_id_from_the_route(app_module):
+    """A route value is always present (an absent header or query value would fail the invocation), and the
+    handler hands the connection out only to the identity it names."""
     info = bindings(table(app_module.app)["SignalRConfiguration"])["connectionInfo"]
-    assert info == {"name": "connectionInfo", "type": "signalRConnectionInfo", "direction": "IN", **SIGNALR}
-
-
-def test_negotiate_binding_takes_the_principal_id_when_sign_in_is_required(monkeypatch):
-    monkeypatch.setenv("CHAT_REQUIRE_AUTH", "true")
-    sys.modules.pop("function_app", None)
-    module = importlib.import_module("function_app")
-    try:
-        info = bindings(table(module.app)["SignalRConfiguration"])["connectionInfo"]
-        assert info["userId"] == "{headers.x-ms-client-principal-id}"
-    finally:
-        sys.modules.pop("function_app", None)
+    assert info == {
+        "name": "connectionInfo",
+        "type": "signalRConnectionInfo",
+        "direction": "IN",
+        "userId": "{userId}",
+        **SIGNALR,
+    }
 
 
 @pytest.mark.parametrize("name", ["JoinRoom", "LeaveRoom"])
@@ -175,7 +174,7 @@ def test_handler_parameters_are_exactly_the_bindings(app_module):
 
 def test_get_functions_can_be_called_again(app_module):
     # azure-functions 1.26 alone raises on the second call; the worker and FileServer both call it.
-    assert len(app_module.app.get_functions()) == len(app_module.app.get_functions()) == 8
+    assert len(app_module.app.get_functions()) == len(app_module.app.get_functions()) == 9
 
 
 def test_requirements_are_runtime_only():
@@ -204,8 +203,13 @@ def azure_route_table(app) -> list[tuple[str, RouteTemplate, frozenset[str] | No
         if fn.is_http_function():
             trigger = http(json.loads(fn.get_function_json()))
             methods = trigger.get("methods")
-            rows.append((fn.get_function_name(), RouteTemplate.parse(trigger["route"]),
-                         frozenset(m.upper() for m in methods) if methods else None))
+            rows.append(
+                (
+                    fn.get_function_name(),
+                    RouteTemplate.parse(trigger["route"]),
+                    frozenset(m.upper() for m in methods) if methods else None,
+                )
+            )
     return rows
 
 

@@ -52,7 +52,6 @@ def www(tmp_path, monkeypatch):
 
 class Bindings:
     def __init__(self) -> None:
-        self.message: Out[func.Document] = Out()
         self.actions: Out[str] = Out()
 
 
@@ -69,7 +68,7 @@ async def call(app_module, method, path, body=None, params=None, headers=None, b
         route_params={"path": path},
         body=body or b"",
     )
-    return await app_module.file_server(req, message=bindings.message, actions=bindings.actions)
+    return await app_module.file_server(req, actions=bindings.actions)
 
 
 async def test_root_serves_index_without_caching(app_module, www):
@@ -185,7 +184,7 @@ async def test_404_page_builtin_then_custom_and_json_under_api(app_module, www):
         ("PUT", "api/rooms/general/messages", "GET, POST"),
         ("DELETE", "api/rooms/general/messages", "GET, POST"),
         ("HEAD", "api/rooms/general/messages", "GET, POST"),
-        ("GET", "api/negotiate", "POST"),
+        ("GET", "api/negotiate/abc", "POST"),
         ("GET", "api/rooms/general/join", "POST"),
         ("PATCH", "api/rooms/general/leave", "POST"),
         ("POST", "index.html", "GET, HEAD"),
@@ -201,15 +200,40 @@ async def test_wrong_method_is_405_with_allow(app_module, www, method, path, all
     assert body_json(response)["error"]["code"] == "method_not_allowed"
 
 
-async def test_2018_save_alias_writes_to_general(app_module, www):
-    bindings = Bindings()
+def as_caller(caller) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": caller[1]}
+
+
+async def test_2018_save_alias_writes_to_general_as_the_caller(app_module, www, store, caller):
     response = await call(
-        app_module, "POST", "api/save", {"user": "ada", "message": "hello 🌍"}, bindings=bindings
+        app_module, "POST", "api/save", {"user": "ada", "message": "hello 🌍"}, headers=as_caller(caller)
     )
     assert response.status_code == 201
     message = body_json(response)
     assert (message["room"], message["user"], message["text"]) == ("general", "ada", "hello 🌍")
-    assert dict(bindings.message.value) == message
+    assert message["authorId"] == caller[0]
+    history = await stored_messages(store)
+    assert [m["id"] for m in history] == [message["id"]]
+
+
+async def test_2018_save_alias_needs_an_identity_too(app_module, www, store):
+    response = await call(
+        app_module,
+        "POST",
+        "api/save",
+        {"user": "ada", "message": "hi"},
+        headers={"Content-Type": "application/json"},
+    )
+    assert (response.status_code, body_json(response)["error"]["field"]) == (401, "Authorization")
+    assert await stored_messages(store) == []
+
+
+async def stored_messages(store) -> list[dict]:
+    from azure.cosmos.aio import CosmosClient
+
+    async with CosmosClient.from_connection_string(store.connection_string) as client:
+        container = client.get_database_client("chat").get_container_client("messages")
+        return [m async for m in container.query_items("SELECT * FROM c", partition_key="general")]
 
 
 @pytest.mark.parametrize(
@@ -223,32 +247,61 @@ async def test_2018_save_alias_writes_to_general(app_module, www):
         (b'{"user": "a", "message": "\\ud800"}', "text"),
     ],
 )
-async def test_2018_save_alias_refusals_write_nothing(app_module, www, body, field):
-    bindings = Bindings()
-    response = await call(app_module, "POST", "api/save", body, bindings=bindings)
+async def test_2018_save_alias_refusals_write_nothing(app_module, www, store, caller, body, field):
+    response = await call(app_module, "POST", "api/save", body, headers=as_caller(caller))
     assert response.status_code == 400
     assert body_json(response)["error"]["field"] == field
-    assert bindings.message.calls == 0
+    assert await stored_messages(store) == []
 
 
 async def test_2018_config_alias_negotiates_over_http(app_module, www, monkeypatch):
     """Negotiate needs its signalRConnectionInfo input, which FileServer does not declare: the alias POSTs to
-    this app's own /api/negotiate (here a stand-in) and hands back its answer."""
-    calls: list[str] = []
+    this app's own /api/negotiate/{userId} (here a stand-in) with the caller's credentials and hands back
+    its answer."""
+    calls: list[tuple[str, str, str | None]] = []
 
     async def negotiate(request: web.Request) -> web.Response:
-        calls.append(request.method)
+        calls.append((request.method, request.path, request.headers.get("Authorization")))
         return web.Response(text=CONNECTION_INFO, content_type="application/json")
 
-    async with this_app_at(monkeypatch, "/api/negotiate", negotiate):
-        response = await call(app_module, "GET", "api/config")
+    async with this_app_at(monkeypatch, "/api/negotiate/{user}", negotiate):
+        response = await call(
+            app_module,
+            "GET",
+            "api/config",
+            params={"userId": "A" * 22},
+            headers={"Authorization": "Bearer t"},
+        )
         assert response.status_code == 200 and response.get_body() == CONNECTION_INFO.encode()
-    assert calls == ["POST"]
+    assert calls == [("POST", "/api/negotiate/" + "A" * 22, "Bearer t")]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.sampled_from(["..", ".", "", "a", "css", "site.css", "link-out", "link-file", "%2e", "\\",
-                                 "/", "C:", "\x00", "secret.txt", "~", "index.html"]), max_size=6))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "..",
+                ".",
+                "",
+                "a",
+                "css",
+                "site.css",
+                "link-out",
+                "link-file",
+                "%2e",
+                "\\",
+                "/",
+                "C:",
+                "\x00",
+                "secret.txt",
+                "~",
+                "index.html",
+            ]
+        ),
+        max_size=6,
+    )
+)
 def test_no_path_resolves_outside_www(www, parts):
     from proxies import static
 
@@ -257,11 +310,17 @@ def test_no_path_resolves_outside_www(www, parts):
         assert resolved is None or resolved.is_relative_to(www.resolve())
 
 
-async def test_one_log_line_per_fileserver_request(app_module, www, caplog):
+async def test_one_log_line_per_fileserver_request(app_module, www, store, caller, caplog):
     with caplog.at_level(logging.INFO, logger="cosmic_chat"):
         await call(app_module, "GET", "css/site.css")
-        await call(app_module, "POST", "api/save", {"user": "a", "message": "b"})
-        await call(app_module, "POST", "api/save", {"user": "a", "message": "secret words"})
+        await call(app_module, "POST", "api/save", {"user": "a", "message": "b"}, headers=as_caller(caller))
+        await call(
+            app_module,
+            "POST",
+            "api/save",
+            {"user": "a", "message": "secret words"},
+            headers=as_caller(caller),
+        )
     lines = [r.getMessage() for r in caplog.records if r.name == "cosmic_chat"]
     # One line per invocation, also when FileServer dispatches to another handler in-process.
     assert [line.split(" in ")[0] for line in lines] == [

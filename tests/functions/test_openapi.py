@@ -42,14 +42,16 @@ def test_openapi_is_3_1():
 
 
 def test_every_route_in_the_spec_exists_in_the_app_and_vice_versa(app_module):
-    documented = {(method, path) for path, item in spec()["paths"].items() for method in item
-                  if method in HTTP_METHODS}
+    documented = {
+        (method, path) for path, item in spec()["paths"].items() for method in item if method in HTTP_METHODS
+    }
     assert documented == app_operations(app_module.app)
 
 
 def test_operation_ids_name_the_functions(app_module):
-    ids = {op["operationId"] for item in spec()["paths"].values() for m, op in item.items() if m in
-    HTTP_METHODS}
+    ids = {
+        op["operationId"] for item in spec()["paths"].values() for m, op in item.items() if m in HTTP_METHODS
+    }
     assert {"SaveChat", "History", "SignalRConfiguration", "JoinRoom", "LeaveRoom"} <= ids
 
 
@@ -61,11 +63,17 @@ def test_documented_limits_are_the_enforced_ones():
     room = components["parameters"]["Room"]["schema"]["pattern"]
     assert room == "^" + validation.ROOM_RE.pattern + "$"
     limit = spec()["paths"]["/api/rooms/{room}/messages"]["get"]["parameters"][0]["schema"]
-    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, validation.MAX_LIMIT,
-                                                                      validation.DEFAULT_LIMIT)
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (
+        1,
+        validation.MAX_LIMIT,
+        validation.DEFAULT_LIMIT,
+    )
     assert set(components["schemas"]["Message"]["required"]) == {"id", "room", "user", "text", "createdAt"}
-    assert set(components["schemas"]["Error"]["properties"]["error"]["required"]) == {"code", "message",
-    "field"}
+    assert set(components["schemas"]["Error"]["properties"]["error"]["required"]) == {
+        "code",
+        "message",
+        "field",
+    }
 
 
 def test_the_hosts_body_limit_is_documented_as_deployed():

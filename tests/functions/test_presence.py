@@ -1,5 +1,5 @@
-"""JoinRoom/LeaveRoom ask the SignalR service whether the connection is live before they set the output
-binding: against a real SignalR emulator, with a real client connection."""
+"""JoinRoom/LeaveRoom ask the SignalR service whether the caller's user has a live connection before they set
+the output binding: against a real SignalR emulator, with a real client connection."""
 
 from __future__ import annotations
 
@@ -30,13 +30,14 @@ async def signalr(free_port: int, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 class Connected:
     """One real client connection (negotiate, WebSocket, JSON handshake), closed on exit."""
 
-    def __init__(self, emu: Emulator) -> None:
+    def __init__(self, emu: Emulator, user_id: str) -> None:
         self.emu = emu
+        self.user_id = user_id
         self.connection_id = ""
 
     async def __aenter__(self) -> Connected:
         async with ServiceClient(self.emu.connection_string) as service:
-            info = service.client_connection_info("chat")
+            info = service.client_connection_info("chat", user_id=self.user_id)
         self.http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {info['accessToken']}"})
         url = urlsplit(info["url"])
         base = f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
@@ -54,37 +55,40 @@ class Connected:
         await self.http.close()
 
 
-def group_request(room: str, connection_id: str) -> func.HttpRequest:
-    body = {"connectionId": connection_id}
-    return request("POST", f"/api/rooms/{room}/join", body, route_params={"room": room})
+def group_request(room: str, caller: tuple[str, str]) -> func.HttpRequest:
+    headers = {"Content-Type": "application/json", "Authorization": caller[1]}
+    return request("POST", f"/api/rooms/{room}/join", {}, route_params={"room": room}, headers=headers)
 
 
 @pytest.mark.parametrize(("function", "action"), [("join_room", "add"), ("leave_room", "remove")])
-async def test_a_live_connection_gets_its_group_action(app_module, signalr, function, action):
-    async with Connected(signalr) as client:
+async def test_a_connected_caller_gets_its_group_action(app_module, signalr, store, caller, function, action):
+    async with Connected(signalr, caller[0]):
         out: Out[str] = Out()
-        response = await getattr(app_module, function)(group_request("lobby", client.connection_id), out)
+        response = await getattr(app_module, function)(group_request("lobby", caller), out)
     assert response.status_code == 202
-    assert json.loads(out.value) == [
-        {"action": action, "groupName": "lobby", "connectionId": client.connection_id}
-    ]
+    assert json.loads(out.value) == [{"action": action, "groupName": "lobby", "userId": caller[0]}]
 
 
 @pytest.mark.parametrize("function", ["join_room", "leave_room"])
-async def test_an_unknown_or_closed_connection_is_a_404_naming_connection_id(app_module, signalr, function):
-    async with Connected(signalr) as client:
-        gone = client.connection_id
-    # "." and "..": dot segments, which no URL can name (found by schemathesis: a 500 from LeaveRoom).
-    for connection_id in ("no-such-connection", gone, ".", ".."):
+async def test_a_caller_without_a_live_connection_is_a_404(app_module, signalr, store, caller, function):
+    """Someone else's live connection does not count: only the caller's own user id is asked about."""
+    async with Connected(signalr, caller[0]):
+        pass  # connected, then gone
+    async with Connected(signalr, "someone-else"):
         out: Out[str] = Out()
-        response = await getattr(app_module, function)(group_request("lobby", connection_id), out)
-        assert response.status_code == 404, connection_id
-        error = body_json(response)["error"]
-        assert error["field"] == "connectionId" and error["code"] == "unknown_connection"
-        assert out.calls == 0  # nothing for the binding to do
+        response = await getattr(app_module, function)(group_request("lobby", caller), out)
+    assert response.status_code == 404
+    assert body_json(response)["error"] == {
+        "code": "not_connected",
+        "message": "this identity has no live SignalR connection: negotiate and connect first",
+        "field": "Authorization",
+    }
+    assert out.calls == 0  # nothing for the binding to do
 
 
-async def test_a_wrong_key_is_not_taken_for_a_missing_connection(app_module, signalr, monkeypatch, caplog):
+async def test_a_wrong_key_is_not_taken_for_a_missing_connection(
+    app_module, signalr, store, caller, monkeypatch, caplog
+):
     """The service refuses a token signed with another key (401): that is "cannot ask", not "unknown", so
     the binding decides, and the log says why."""
     monkeypatch.setenv(
@@ -92,19 +96,20 @@ async def test_a_wrong_key_is_not_taken_for_a_missing_connection(app_module, sig
     )
     out: Out[str] = Out()
     with caplog.at_level(logging.WARNING, logger="chat.handlers"):
-        response = await app_module.join_room(group_request("lobby", "abc"), out)
+        response = await app_module.join_room(group_request("lobby", caller), out)
     assert response.status_code == 202 and out.calls == 1
     assert "connection check skipped: the SignalR service answered 401" in caplog.text
 
 
-async def test_an_unreachable_service_leaves_the_decision_to_the_binding(app_module, free_port, monkeypatch,
-                                                                           caplog):
+async def test_an_unreachable_service_leaves_the_decision_to_the_binding(
+    app_module, store, caller, free_port, monkeypatch, caplog
+):
     monkeypatch.setenv(
         "AzureSignalRConnectionString",
         f"Endpoint=http://127.0.0.1;Port={free_port};AccessKey={WELL_KNOWN_ACCESS_KEY};Version=1.0;",
     )
     out: Out[str] = Out()
     with caplog.at_level(logging.WARNING, logger="chat.handlers"):
-        response = await app_module.leave_room(group_request("lobby", "abc"), out)
+        response = await app_module.leave_room(group_request("lobby", caller), out)
     assert response.status_code == 202 and out.calls == 1
     assert "could not be reached: ClientConnectorError" in caplog.text

@@ -97,7 +97,7 @@ async def serve(app_module, proxies, method, path, body=b"", params=None, header
         route_params={"path": path},
         body=body,
     )
-    bindings = bindings or {"message": Out(), "actions": Out(), "connectionInfo": "{}"}
+    bindings = bindings or {"actions": Out(), "connectionInfo": "{}"}
     response = await server.serve(app_module.app, req, bindings, proxies=table(proxies))
     assert isinstance(response, func.HttpResponse)  # classic HTTP mode: always a whole answer
     return response
@@ -282,7 +282,10 @@ async def test_a_backend_body_over_the_cap_is_502(app_module, backend, monkeypat
     response = await serve(app_module, proxies, "GET", "ext")
     assert response.status_code == 502
     assert body_json(response)["error"] == {
-        "code": "backend_too_large", "message": "the backend's answer is over 1048576 bytes", "field": None}
+        "code": "backend_too_large",
+        "message": "the backend's answer is over 1048576 bytes",
+        "field": None,
+    }
 
 
 async def test_a_body_at_the_cap_is_served(app_module, backend, monkeypatch):
@@ -307,8 +310,13 @@ async def test_a_backend_that_stalls_mid_body_is_504_not_a_cut_body(app_module, 
 async def test_a_body_override_replaces_the_backend_body(app_module, backend):
     address, _ = backend
     backend[1].release.set()
-    proxies = {"ext": {"matchCondition": {"route": "/ext"}, "backendUri": f"http://{address}/drip",
-                       "responseOverrides": {"response.body": "replaced", "response.statusCode": "203"}}}
+    proxies = {
+        "ext": {
+            "matchCondition": {"route": "/ext"},
+            "backendUri": f"http://{address}/drip",
+            "responseOverrides": {"response.body": "replaced", "response.statusCode": "203"},
+        }
+    }
     response = await serve(app_module, proxies, "GET", "ext")
     assert response.status_code == 203 and response.get_body() == b"replaced"
     assert response.headers["content-type"] == "text/event-stream"
@@ -355,7 +363,8 @@ def test_this_apps_origin():
             assert server.self_origin(req) == origin
 
 
-async def test_in_process_dispatch_with_route_values_and_localhost(app_module):
+async def test_in_process_dispatch_with_route_values_and_localhost(app_module, store, caller, monkeypatch):
+    monkeypatch.delenv("AzureSignalRConnectionString", raising=False)  # the connection check cannot run
     actions: Out[str] = Out()
     proxies = {
         "join": {
@@ -368,11 +377,12 @@ async def test_in_process_dispatch_with_route_values_and_localhost(app_module):
         proxies,
         "POST",
         "j/lobby",
-        body=b'{"connectionId": "c1"}',
-        bindings={"message": Out(), "actions": actions, "connectionInfo": "{}"},
+        body=b"{}",
+        headers={"Content-Type": "application/json", "Authorization": caller[1]},
+        bindings={"actions": actions, "connectionInfo": "{}"},
     )
     assert response.status_code == 202
-    assert json.loads(actions.value) == [{"action": "add", "groupName": "lobby", "connectionId": "c1"}]
+    assert json.loads(actions.value) == [{"action": "add", "groupName": "lobby", "userId": caller[0]}]
 
 
 async def test_string_body_template(app_module, backend):

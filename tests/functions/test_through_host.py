@@ -22,8 +22,16 @@ WWW = FUNCTIONS.parent / "www"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def base():
-    args = argparse.Namespace(host="127.0.0.1", port=0, cosmos_port=0, signalr_port=0, in_memory=True,
-                              data_dir=None, app_dir=FUNCTIONS, verbose=False)
+    args = argparse.Namespace(
+        host="127.0.0.1",
+        port=0,
+        cosmos_port=0,
+        signalr_port=0,
+        in_memory=True,
+        data_dir=None,
+        app_dir=FUNCTIONS,
+        verbose=False,
+    )
     stack = Stack()
     try:
         await stack.start(args)
@@ -36,6 +44,19 @@ async def base():
 async def http():
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
         yield session
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def auth(base, http) -> dict[str, str]:
+    """A fresh identity from the app, as the headers of a JSON write."""
+    async with http.post(f"{base}/api/identities") as r:
+        assert r.status == 201
+        issued = await r.json()
+    return {
+        "Authorization": f"Bearer {issued['token']}",
+        "Content-Type": "application/json",
+        "X-Id": issued["id"],
+    }
 
 
 def raw(base: str, path: str) -> URL:
@@ -52,7 +73,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
         ("PUT", "/api/rooms/general/messages", "GET, POST"),
         ("DELETE", "/api/rooms/general/messages", "GET, POST"),
         ("HEAD", "/api/rooms/general/messages", "GET, POST"),
-        ("GET", "/api/negotiate", "POST"),
+        ("GET", "/api/negotiate/AAAAAAAAAAAAAAAAAAAAAA", "POST"),
+        ("GET", "/api/identities", "POST"),
         ("GET", "/api/rooms/general/join", "POST"),
         ("PATCH", "/api/rooms/general/leave", "POST"),
         ("GET", "/api/save", "POST"),
@@ -67,15 +89,24 @@ async def test_wrong_method_reaches_fileserver_and_is_405(base, http, method, pa
             assert (await r.json())["error"]["code"] == "method_not_allowed"
 
 
-async def test_refusals_through_the_host_write_nothing(base, http):
+async def test_refusals_through_the_host_write_nothing(base, http, auth):
     room = "through-host"
     url = f"{base}/api/rooms/{room}/messages"
-    async with http.post(url, data=json.dumps({"user": "a", "text": "x" * 9000})) as r:
+    async with http.post(url, data=json.dumps({"user": "a", "text": "x" * 9000}), headers=auth) as r:
         assert r.status == 413 and (await r.json())["error"]["field"] == "body"
-    async with http.post(url, data=b"[" * 8000) as r:
+    async with http.post(url, data=b"[" * 8000, headers=auth) as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_json"
-    async with http.post(f"{base}/api/rooms/Not%20A%20Room/messages", json={"user": "a", "text": "b"}) as r:
+    async with http.post(
+        f"{base}/api/rooms/Not%20A%20Room/messages", json={"user": "a", "text": "b"}, headers=auth
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["field"] == "room"
+    # a cross-site "simple" POST (text/plain, no preflight) and a POST without an identity
+    async with http.post(
+        url, data=json.dumps({"user": "a", "text": "b"}), headers={**auth, "Content-Type": "text/plain"}
+    ) as r:
+        assert r.status == 415 and (await r.json())["error"]["field"] == "Content-Type"
+    async with http.post(url, json={"user": "a", "text": "b"}) as r:
+        assert r.status == 401 and (await r.json())["error"]["field"] == "Authorization"
     async with http.get(url, params={"after": "２０２６-11-27T21:05:03.120Z"}) as r:
         assert r.status == 400 and (await r.json())["error"]["field"] == "after"
     async with http.get(url) as r:
@@ -128,11 +159,15 @@ async def test_traversal_through_the_host_is_404(base, http, path):
     assert b"extensionBundle" not in body and b"root:" not in body and b'"version"' not in body
 
 
-async def test_2018_aliases_through_the_host(base, http):
-    async with http.post(base + "/api/save", json={"user": "ada", "message": "hi 🌍"}) as r:
+async def test_2018_aliases_through_the_host(base, http, auth):
+    headers = {k: v for k, v in auth.items() if k != "X-Id"}
+    async with http.post(base + "/api/save", json={"user": "ada", "message": "hi 🌍"}, headers=headers) as r:
         assert r.status == 201
         saved = await r.json()
     assert (saved["room"], saved["user"], saved["text"]) == ("general", "ada", "hi 🌍")
-    async with http.get(base + "/api/config") as r:
+    assert saved["authorId"] == auth["X-Id"]
+    async with http.get(base + "/api/config", params={"userId": auth["X-Id"]}, headers=headers) as r:
         assert r.status == 200
         assert set(await r.json()) == {"url", "accessToken"}
+    async with http.get(base + "/api/config", params={"userId": "B" * 22}, headers=headers) as r:
+        assert r.status == 403 and (await r.json())["error"]["field"] == "userId"
