@@ -88,6 +88,7 @@ if cfg.deploy_code:
             app.scm_basic_auth,
             data.messages,
             data.leases,
+            data.control,
             *role_assignments,
         ],
     )

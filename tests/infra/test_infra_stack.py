@@ -63,6 +63,7 @@ def test_every_resource_is_declared_once(dev: Run):
             "azure-native:cosmosdb:SqlResourceSqlDatabase",
             CONTAINER,
             CONTAINER,
+            CONTAINER,
             COSMOS_ROLE,
             "azure-native:signalrservice:SignalR",
             "azure-native:storage:StorageAccount",
@@ -156,6 +157,28 @@ def test_leases_container_exists_with_id_partition_key(dev: Run):
     leases = dev.one(CONTAINER, "leases").inputs
     assert leases["databaseName"] == "chat" and leases["containerName"] == "leases"
     assert leases["resource"]["partitionKey"] == {"paths": ["/id"], "kind": "Hash", "version": 2}
+
+
+def test_control_container_by_id_with_item_ttl_and_no_index(dev: Run):
+    """Rate-limit windows (each with its own `ttl`) and the identity signing key (none), read by id only."""
+    control = dev.one(CONTAINER, "control").inputs["resource"]
+    assert control["id"] == "control"
+    assert control["partitionKey"] == {"paths": ["/id"], "kind": "Hash", "version": 2}
+    assert control["defaultTtl"] == -1
+    assert control["indexingPolicy"]["includedPaths"] == []
+    assert control["indexingPolicy"]["excludedPaths"] == [{"path": "/*"}]
+
+
+def test_the_local_stack_creates_the_containers_azure_has(dev: Run):
+    """`python -m emulators` creates what infra/data.py declares: same names, partition keys and TTL switch
+    (the messages' TTL is a per-stack setting, so only whether TTL is on for `control` is compared)."""
+    from emulators.__main__ import CONTAINERS
+
+    declared = {c.inputs["resource"]["id"]: c.inputs["resource"] for c in dev.of_type(CONTAINER)}
+    assert set(declared) == set(CONTAINERS)
+    for name, (path, ttl) in CONTAINERS.items():
+        assert declared[name]["partitionKey"]["paths"] == [path], name
+    assert declared["control"]["defaultTtl"] == CONTAINERS["control"][1]
 
 
 def test_cosmos_data_contributor_for_the_identity(dev: Run):
