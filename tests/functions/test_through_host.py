@@ -171,3 +171,17 @@ async def test_2018_aliases_through_the_host(base, http, auth):
         assert set(await r.json()) == {"url", "accessToken"}
     async with http.get(base + "/api/config", params={"userId": "B" * 22}, headers=headers) as r:
         assert r.status == 403 and (await r.json())["error"]["field"] == "userId"
+
+
+async def test_a_cross_site_preflight_gets_no_cors_permission(base, http):
+    """A JSON POST from another site needs this preflight first; the app grants nothing (no CORS headers,
+    as the Function App has no CORS origins in infra/app.py), so the browser never sends the POST."""
+    headers = {
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    for path in ("/api/rooms/general/messages", "/api/rooms/general/join", "/api/identities"):
+        async with http.options(base + path, headers=headers) as r:
+            assert r.status == 405, path
+            assert not [h for h in r.headers if h.lower().startswith("access-control-")], path
