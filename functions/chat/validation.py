@@ -127,7 +127,7 @@ def _char_class(table: str) -> str:
     return "[" + "".join(parts) + "]"
 
 
-AFTER_UNICODE_14_RE = re.compile(_char_class(AFTER_UNICODE_14))
+AFTER_UNICODE_14_RE = re.compile(f"({_char_class(AFTER_UNICODE_14)})")  # a group, for split
 INVISIBLE_EXTRA_RE = re.compile(_char_class(INVISIBLE_EXTRA))
 BIDI_CONTROL_RE = re.compile(_char_class(BIDI_CONTROLS))
 SPACE_RUN_RE = re.compile(r"  ")
@@ -141,7 +141,7 @@ def _category(ch: str) -> str:
 def _nfc(value: str) -> str:
     """NFC as Unicode 14.0 defines it: code points assigned later are inert starters there, so the pieces
     between them are normalised on their own (a newer runtime would compose or reorder around them)."""
-    pieces = re.split(f"({AFTER_UNICODE_14_RE.pattern})", value)
+    pieces = AFTER_UNICODE_14_RE.split(value)
     return "".join(p if i % 2 else unicodedata.normalize("NFC", p) for i, p in enumerate(pieces))
 
 
