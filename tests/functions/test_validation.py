@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import string
+import unicodedata
 from datetime import datetime
 
 import pytest
@@ -54,8 +55,9 @@ def test_message_trimmed_and_exact():
 
 
 def test_emoji_with_joiners_and_all_scripts_are_stored_exactly():
-    text = "👩‍👩‍👧‍👦 עברית العربية हिन्दी 🇺🇦 e\u0301"
-    assert parse_message(body(user="👩‍🚀", text=text)).text == text
+    england = "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"  # a flag of tag characters
+    text = f"👩‍👩‍👧‍👦 עברית العربية हिन्दी 🇺🇦 ❤️ {england} é"
+    assert parse_message(body(user="Ада 李", text=text)).text == text
 
 
 def test_uuid_id_is_kept_lowercase():
@@ -120,11 +122,104 @@ def test_any_text_is_accepted_or_refused_with_a_named_rule(text):
         data = parse_message(body(user="u", text=text))
     except ApiError as error:
         assert error.status == 400 and error.field == "text"
-        assert error.code in {"empty", "too_long", "control_character", "invalid_unicode"}
+        codes = {"empty", "too_long", "control_character", "invalid_unicode", "invisible_character"}
+        assert error.code in codes
     else:
-        assert data.text == text.strip()
+        assert data.text == unicodedata.normalize("NFC", text.strip())
         assert data.text and len(data.text) <= 2000
         assert all(ch == "\n" or not (ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F) for ch in data.text)
+
+
+# ------------------------------------------------------------------ look-alike names and texts
+
+
+def stored(user="ada", text="hi"):
+    data = parse_message(body(user=user, text=text))
+    return data.user, data.text
+
+
+def test_composed_and_decomposed_names_are_one_name():
+    assert stored(user="Ren\u00e9e")[0] == stored(user="Rene\u0301e")[0] == "Ren\u00e9e"
+    assert stored(text="A\u030angstr\u00f6m")[1] == "\u00c5ngstr\u00f6m"
+    assert stored(user="\u1100\u1161")[0] == "\uac00", "Hangul jamo compose too"
+
+
+def test_limits_count_the_normalised_value():
+    assert stored(user="e\u0301" * 32)[0] == "\u00e9" * 32  # 64 code points typed, 32 stored
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # format characters: zero-width, joiners, BOM, soft hyphen, bidi marks and controls, tags
+        "ad\u200ba", "ad\u200ca", "ad\u200da", "ad\u2060a", "\ufeffada", "ad\u00ada", "ad\u200ea",
+        "ad\u200fa", "\u202eada", "ad\u202aa", "ad\u2066a", "ad\u061ca", "ada\U000e0041", "ada\u180e",
+        # separators other than the space
+        "ad\u00a0a", "ad\u2003a", "ad\u202fa", "ad\u3000a", "ad\u2028a", "ad\u2029a",
+        # blank letters and marks that are not Cf
+        "ada\u3164", "ada\u115f", "ada\uffa0", "ada\u2800", "ad\u034fa", "ada\ufe0f", "ada\U000e0100",
+        "ada\u17b4", "ada\U0001d159", "ada\U0001d173",
+        # private use, unassigned (U+1FAE8 is assigned only after Unicode 14.0, see AFTER_UNICODE_14)
+        "ada\ue000", "ada\u0378", "ada\U0001fae8",
+        # doubled space, a combining mark first
+        "ada  lovelace", "\u0301ada", "\u20dd",
+    ],
+)
+def test_names_that_could_pass_for_another_are_refused(name):
+    error = refused(parse_message, body(user=name, text="hi"))
+    assert (error.status, error.code, error.field) == (400, "invisible_character", "user")
+    assert error.message.startswith("user must not")
+
+
+def test_the_refusal_names_the_character_or_the_rule():
+    assert "U+200B" in refused(parse_message, body(user="a\u200bb", text="x")).message
+    assert "spaces in a row" in refused(parse_message, body(user="a  b", text="x")).message
+    assert "combining mark" in refused(parse_message, body(user="\u0301a", text="x")).message
+
+
+@pytest.mark.parametrize(
+    "text", ["\u202eevil", "a\u202ab", "a\u202bb", "a\u202cb", "a\u202db", "a\u2066b", "a\u2069b"]
+)
+def test_bidi_controls_are_refused_in_texts(text):
+    error = refused(parse_message, body(user="ada", text=text))
+    assert (error.status, error.code, error.field) == (400, "invisible_character", "text")
+    assert f"U+{ord(next(c for c in text if 0x202A <= ord(c) <= 0x2069)):04X}" in error.message
+
+
+@pytest.mark.parametrize(
+    ("user", "text", "field"),
+    [
+        ("\u3164", "hi", "user"),
+        ("\u200b", "hi", "user"),
+        ("\u3164 \u115f", "hi", "user"),
+        ("ada", "\u200b  \u200b", "text"),
+        ("ada", "\u2060\n\ufe0f\u00a0\u3000", "text"),
+        ("ada", "\u200d", "text"),
+    ],
+)
+def test_nothing_visible_is_empty(user, text, field):
+    error = refused(parse_message, body(user=user, text=text))
+    assert (error.status, error.code, error.field) == (400, "empty", field)
+    assert error.message == f"{field} has no visible characters"
+
+
+def test_texts_keep_emoji_sequences_and_marks():
+    text = "👨\u200d👩\u200d👧 ❤\ufe0f \u200e\u05e9\u05dc\u05d5\u05dd 🫨 \u0915\u094d\u200d\u0937"
+    assert stored(text=text)[1] == text
+    assert stored(user="Zoë O'Brien-李", text="a  b\u00a0c")[0] == "Zoë O'Brien-李"
+
+
+NFD_PIECES = " e\u0301\u0327\u0323\u00e9\u1100\u1161\u11a8A\u030a\u212b\u2126\u2000\u0344xq"
+
+
+@given(st.text(st.sampled_from(NFD_PIECES), min_size=1, max_size=12))
+def test_stored_values_are_nfc_and_validating_them_again_changes_nothing(typed):
+    try:
+        user, text = stored(user=typed, text=typed)
+    except ApiError:
+        return
+    assert unicodedata.is_normalized("NFC", user) and user == user.strip()
+    assert stored(user=user, text=text) == (user, text)
 
 
 @given(st.text(alphabet=string.ascii_lowercase + string.digits + "-_ A", max_size=40))

@@ -1,7 +1,8 @@
 """Property tests of the validators in functions/chat/validation.py beyond tests/functions/test_validation.py:
 arbitrary bytes and arbitrary JSON never escape as anything but an ApiError naming a field; the connection and
 history-query rules match their documented patterns; and the client-side rules (www/js/validate.js, run in
-Node) agree with the server's — whatever the client lets through, the server stores unchanged."""
+Node) agree with the server's — the same verdict, field and stored value for generated names and texts, and
+for every code point (Python's and Node's Unicode versions differ; both pin 14.0, see AFTER_UNICODE_14)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import unicodedata
 from datetime import datetime
 
 import pytest
@@ -18,9 +20,12 @@ from hypothesis import strategies as st
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "functions"))
+from chat import validation
 from chat.errors import ApiError
 from chat.validation import (
     MAX_BODY_BYTES,
+    MAX_TEXT,
+    MAX_USER,
     parse_connection,
     parse_history_query,
     parse_message,
@@ -59,7 +64,9 @@ def test_any_json_is_a_message_or_a_named_refusal(value):
     result = verdict(parse_message, raw)
     if not isinstance(result, ApiError):
         assert set(value) <= {"user", "text", "id"}
-        assert result.user == value["user"].strip() and result.text == value["text"].strip()
+        nfc = lambda typed: unicodedata.normalize("NFC", typed.strip())  # noqa: E731
+        assert (result.user, result.text) == (nfc(value["user"]), nfc(value["text"]))
+        assert parse_message(json.dumps({"user": result.user, "text": result.text}).encode()) == result
     verdict(parse_connection, raw)
 
 
@@ -140,3 +147,83 @@ def test_client_and_server_agree_on_room_names_once_normalised(client_rules, typ
     client = client_rules(room=typed)
     if client["ok"]:
         assert verdict(validate_room, client["value"]) == client["value"]
+
+
+# The characters the rules are about, to be mixed far more often than arbitrary text would: decomposed and
+# composing sequences, combining marks, every kind of invisible, bidi controls, private and unassigned code
+# points, characters assigned after Unicode 14.0 (U+1FAE8 an emoji, U+13439 a format control, U+1611E and
+# U+105D2 + U+0307 pairs that Unicode 16 composes), controls and lone surrogates.
+TRICKY = (
+    " \n\ta e\u0301\u0327\u0323\u20dd\u00e9A\u030a\u212b\u2126\u0344\u1100\u1161\u11a8\u2000\u2001"
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u202a\u202e\u2066\u2069\u061c\U000e0041\u180e"
+    "\u00a0\u2003\u202f\u3000\u2028\u2029\u115f\u1160\u3164\uffa0\u2800\u034f\ufe0f\U000e0100\u17b4"
+    "\u180b\U0001d159\U0001d173\ue000\u0378\U0001fae8\U00013439\U0001611e\U000105d2\u0307😀👨"
+    "\x00\x1c\x85\ud800\udc00"
+)
+TYPED_TRICKY = (
+    st.text(st.sampled_from(TRICKY), max_size=12)
+    | st.text(st.characters(codec="utf-8"), max_size=40)
+    | st.lists(st.sampled_from(TRICKY) | st.characters(codec="utf-8"), max_size=16).map("".join)
+)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(TYPED_TRICKY, TYPED_TRICKY)
+def test_client_and_server_give_the_same_verdict_and_value(client_rules, user, text):
+    client = client_rules(user=user, text=text)
+    server = verdict(parse_message, json.dumps({"user": user, "text": text}).encode())
+    if isinstance(server, ApiError):
+        assert not client["ok"], (user, text, server.code, client)
+        assert client["field"] == server.field, (user, text, server.code, client)
+    else:
+        assert client == {"ok": True, "value": {"user": server.user, "text": server.text}}, (user, text)
+
+
+def test_the_unicode_tables_are_the_same_in_both():
+    source = (ROOT / "www" / "js" / "validate.js").read_text(encoding="utf-8")
+    for name in ("AFTER_UNICODE_14", "INVISIBLE_EXTRA", "BIDI_CONTROLS"):
+        table = re.search(rf"const {name} = [`\"]([^`\"]*)[`\"];", source)
+        assert table and table[1].split() == getattr(validation, name).split(), name
+
+
+# Every code point of planes 0 and 1 and the tags and variation selectors of plane 14; of the rest (CJK
+# ideographs, unassigned and private-use planes), each range of AFTER_UNICODE_14 and its neighbours, and a
+# sample.
+SWEEP = [[0, 0x1FFFF, 1], [0xE0000, 0xE0FFF, 1], [0x20000, 0x10FFFF, 0x3FF]] + [
+    [int(first, 16) - 1, int(last or first, 16) + 1, 1]
+    for first, _, last in (token.partition("-") for token in validation.AFTER_UNICODE_14.split())
+    if int(first, 16) > 0x1FFFF
+]
+
+
+def server_sweep_code(ch: str) -> str:
+    def ok(field: str, value: str) -> int:
+        limit, newline = (MAX_USER, False) if field == "user" else (MAX_TEXT, True)
+        try:
+            validation._required_text({field: value}, field, limit, allow_newline=newline)
+        except ApiError:
+            return 0
+        return 1
+
+    inside = f"a{ch}b"
+    bits = ok("user", inside) | ok("text", inside) << 1 | ok("text", ch) << 2 | ok("user", f"{ch}a") << 3
+    return chr(48 + bits)
+
+
+@pytest.mark.slow
+def test_client_and_server_agree_on_every_code_point(client_rules):
+    """Names with the code point inside and first, texts with it inside and alone, and NFC next to marks. A
+    failure after a Python or Node upgrade means a runtime knows a code point neither Unicode 14.0 nor
+    AFTER_UNICODE_14 does: add it to the table on both sides."""
+    client = client_rules(sweep=SWEEP)
+    cps = [cp for first, last, step in SWEEP for cp in range(first, last + 1, step)]
+    assert len(client["codes"]) == len(cps)
+    differ, changed = [], {}
+    for cp, theirs in zip(cps, client["codes"], strict=True):
+        if server_sweep_code(chr(cp)) != theirs:
+            differ.append(f"U+{cp:04X}")
+        typed = f"a{chr(cp)}\u0323\u0301"
+        if validation._normalise(typed) != typed:
+            changed[str(cp)] = validation._normalise(typed)
+    assert not differ, differ[:50]
+    assert changed == client["changed"]
