@@ -48,7 +48,8 @@ async def run(count: int) -> dict[str, Any]:
     await ensure_containers(emulator.url, WELL_KNOWN_KEY)
     os.environ["CosmosDBConnection"] = emulator.connection_string
     try:
-        issued = json.loads((await handlers.issue_identity(func.HttpRequest("POST", "/", body=b""))).get_body())
+        answer = await handlers.issue_identity(func.HttpRequest("POST", "/", body=b""))
+        issued = json.loads(answer.get_body())
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {issued['token']}"}
         real_take = limits.take
         limits.POSTS = limits.Limit("post", 10**6, 3600)  # counted, never refused
@@ -96,7 +97,8 @@ async def run(count: int) -> dict[str, Any]:
 
 
 async def _charges(connection_string: str) -> dict[str, float]:
-    """The `x-ms-request-charge` of each operation SaveChat and the limiter make, as the emulator reports it."""
+    """The `x-ms-request-charge` of each operation SaveChat and the limiter make, as the emulator reports
+    it."""
     from azure.cosmos.aio import CosmosClient
 
     seen: dict[str, float] = {}
@@ -123,7 +125,9 @@ async def _charges(connection_string: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.authorship_cost", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.authorship_cost", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--count", type=int, default=500, help="messages per variant (default 500)")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
     args = parser.parse_args(argv)

@@ -137,7 +137,9 @@ class ChatData(Component):
             role_assignment_id=pulumi.Output.all(self.account.id, principal).apply(
                 lambda v: roles.assignment_guid(v[0], roles.COSMOS_DATA_CONTRIBUTOR, v[1])
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.database, self.messages, self.leases, self.control]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.database, self.messages, self.leases, self.control]
+            ),
         )
         self.endpoint = self.account.document_endpoint
         self.register_outputs({"account": self.account.name, "endpoint": self.endpoint})

@@ -23,6 +23,8 @@ log = logging.getLogger("emulators.signalr")
 
 WEBSOCKETS, SSE, LONG_POLLING = "WebSockets", "ServerSentEvents", "LongPolling"
 TRANSPORTS = (WEBSOCKETS, SSE, LONG_POLLING)
+# Azure/azure-signalr docs/swagger/V20220601.json, PUT /api/hubs/{hub}/users/{user}/groups/{group}, `ttl`.
+MAX_USER_GROUPS_WITHOUT_TTL = 100
 
 
 @dataclass
@@ -129,15 +131,22 @@ class Hub:
             self.remove_user_from_group(user, group)
 
     def add_user_to_group(self, user: str, group: str, ttl: float | None = None) -> None:
-        """Every current connection of the user joins, and so do the user's future connections."""
+        """Every current connection of the user joins, and so do the user's future connections. Without a
+        TTL the service keeps "only the latest updated 100 groups" of a user (V20220601.json, AddUserToGroup
+        `ttl`): the least recently added one beyond that is dropped, for its connections too."""
         expiry = time.monotonic() + ttl if ttl is not None else None
-        self.user_groups.setdefault(user, {})[group] = expiry
+        memberships = self.user_groups.setdefault(user, {})
+        memberships.pop(group, None)  # re-adding makes it the latest updated
+        memberships[group] = expiry
         if expiry is None:
             self.expiring.pop((user, group), None)
         else:
             self.expiring[(user, group)] = expiry
         for conn in self.users.get(user, ()):
             self.add_to_group(conn, group)
+        permanent = [g for g, e in memberships.items() if e is None]
+        for oldest in permanent[: max(0, len(permanent) - MAX_USER_GROUPS_WITHOUT_TTL)]:
+            self.remove_user_from_group(user, oldest)
 
     def remove_user_from_group(self, user: str, group: str) -> None:
         self.expiring.pop((user, group), None)

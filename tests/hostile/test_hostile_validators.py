@@ -1,6 +1,6 @@
 """Property tests of the validators in functions/chat/validation.py beyond tests/functions/test_validation.py:
-arbitrary bytes and arbitrary JSON never escape as anything but an ApiError naming a field; the room-action and
-history-query rules match their documented patterns; and the client-side rules (www/js/validate.js, run in
+arbitrary bytes and arbitrary JSON never escape as anything but an ApiError naming a field; the room-action
+and history-query rules match their documented patterns; and the client-side rules (www/js/validate.js, run in
 Node) agree with the server's — the same verdict, field and stored value for generated names and texts, and
 for every code point (Python's and Node's Unicode versions differ; both pin 14.0, see AFTER_UNICODE_14)."""
 
@@ -26,9 +26,9 @@ from chat.validation import (
     MAX_BODY_BYTES,
     MAX_TEXT,
     MAX_USER,
-    parse_room_action,
     parse_history_query,
     parse_message,
+    parse_room_action,
     validate_room,
 )
 

@@ -176,7 +176,7 @@ def test_the_local_stack_creates_the_containers_azure_has(dev: Run):
 
     declared = {c.inputs["resource"]["id"]: c.inputs["resource"] for c in dev.of_type(CONTAINER)}
     assert set(declared) == set(CONTAINERS)
-    for name, (path, ttl) in CONTAINERS.items():
+    for name, (path, _ttl) in CONTAINERS.items():
         assert declared[name]["partitionKey"]["paths"] == [path], name
     assert declared["control"]["defaultTtl"] == CONTAINERS["control"][1]
 

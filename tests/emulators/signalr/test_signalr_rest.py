@@ -196,6 +196,22 @@ async def test_user_group_ttl_expires(rest: Rest, clients: dict[str, RawClient])
     assert bad.status == 400 and (await bad.json())["target"] == "ttl"
 
 
+async def test_a_user_keeps_only_the_latest_100_groups_without_ttl(rest: Rest,
+                                                                  clients: dict[str, RawClient]) -> None:
+    """V20220601.json, AddUserToGroup `ttl`: "only the latest updated 100 groups will be reserved among all
+    groups the user joined without TTL"; re-adding one makes it the latest."""
+    for i in range(101):
+        assert (await rest("PUT", f"/api/hubs/chat/users/ben/groups/g{i}?{API}")).status == 200
+        if i == 50:
+            assert (await rest("PUT", f"/api/hubs/chat/users/ben/groups/g0?{API}")).status == 200
+    assert (await rest("HEAD", f"/api/hubs/chat/users/ben/groups/g0?{API}")).status == 200  # refreshed at 50
+    assert (await rest("HEAD", f"/api/hubs/chat/users/ben/groups/g1?{API}")).status == 404  # the oldest: gone
+    assert (await rest("HEAD", f"/api/hubs/chat/users/ben/groups/g100?{API}")).status == 200
+    await rest("POST", f"/api/hubs/chat/groups/g1/:send?{API}", {"target": "m", "arguments": ["dropped"]})
+    await rest("POST", f"/api/hubs/chat/groups/g2/:send?{API}", {"target": "m", "arguments": ["kept"]})
+    assert await _received(clients["ben"]) == [["kept"]]
+
+
 async def test_existence_checks_and_unknown_ids(rest: Rest, clients: dict[str, RawClient]) -> None:
     ann = clients["ann"]
     assert (await rest("HEAD", f"/api/hubs/chat/connections/{ann.connection_id}?{API}")).status == 200
