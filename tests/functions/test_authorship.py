@@ -211,3 +211,19 @@ def test_limit_settings_are_validated(monkeypatch):
         monkeypatch.setenv("CHAT_POST_LIMIT", bad)
         with pytest.raises(ValueError, match="CHAT_POST_LIMIT"):
             limits.Limit.from_setting("post", "CHAT_POST_LIMIT", "20/20s")
+
+
+async def test_a_store_that_refuses_the_app_is_a_503_the_client_retries(store, app_module, monkeypatch, caplog):
+    """E.g. the role assignment still propagating in Azure (403): a clear retryable answer, never a 500, and a
+    log line for the operator without the document."""
+    alice = await new_caller()
+    wrong_key = store.connection_string.replace("AccountKey=", "AccountKey=AAAA", 1)
+    monkeypatch.setenv("CosmosDBConnection", wrong_key)
+    response = await handlers.issue_identity(request("POST", "/api/identities"))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert body_json(response)["error"]["code"] == "store_unavailable"
+    identity._keys[wrong_key] = identity._keys[store.connection_string]  # the key was read before the outage
+    refused = await post(alice, {"user": "alice", "text": "secret words"})
+    assert refused.status_code == 503 and body_json(refused)["error"]["code"] == "store_unavailable"
+    assert "Cosmos DB failed (CosmosHttpResponseError 401)" in caplog.text
+    assert "secret words" not in caplog.text
