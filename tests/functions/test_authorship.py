@@ -213,7 +213,9 @@ def test_limit_settings_are_validated(monkeypatch):
             limits.Limit.from_setting("post", "CHAT_POST_LIMIT", "20/20s")
 
 
-async def test_a_store_that_refuses_the_app_is_a_503_the_client_retries(store, app_module, monkeypatch, caplog):
+async def test_a_store_that_refuses_the_app_is_a_503_the_client_retries(
+    store, app_module, monkeypatch, caplog
+):
     """E.g. the role assignment still propagating in Azure (403): a clear retryable answer, never a 500, and a
     log line for the operator without the document."""
     alice = await new_caller()
