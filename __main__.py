@@ -96,7 +96,8 @@ if cfg.deploy_code:
     pulumi.export("deployment_id", package.deployment.deployment_id)
 
 pulumi.export("site_url", site_url)
-pulumi.export("negotiate_url", pulumi.Output.concat(site_url, "/api/negotiate"))
+# Where a client gets its identity, the first call of every session (docs/api.md "Identity").
+pulumi.export("identities_url", pulumi.Output.concat(site_url, "/api/identities"))
 pulumi.export("resource_group", base.resource_group.name)
 pulumi.export("function_app", app.app.name)
 pulumi.export("cosmos_account", data.account.name)

@@ -369,7 +369,7 @@ def test_outputs(dev: Run):
     app_name = dev.one(WEBAPP).inputs["name"]
     site = f"https://{app_name}.azurewebsites.net"
     assert dev.outputs["site_url"] == site
-    assert dev.outputs["negotiate_url"] == f"{site}/api/negotiate"
+    assert dev.outputs["identities_url"] == f"{site}/api/identities"
     assert dev.outputs["function_app"] == app_name
     assert dev.outputs["resource_group"] == dev.one("azure-native:resources:ResourceGroup").state["name"]
     assert dev.outputs["cosmos_account"] == dev.one("azure-native:cosmosdb:DatabaseAccount").state["name"]
@@ -414,7 +414,7 @@ def test_explicit_app_name_drives_name_origin_and_outputs(build_dir, monkeypatch
     assert run.one(WEBAPP).inputs["name"] == "my-chat-app"
     cors = run.one("azure-native:signalrservice:SignalR").inputs["cors"]["allowedOrigins"]
     assert cors == ["https://my-chat-app.azurewebsites.net"]
-    assert run.outputs["negotiate_url"] == "https://my-chat-app.azurewebsites.net/api/negotiate"
+    assert run.outputs["identities_url"] == "https://my-chat-app.azurewebsites.net/api/identities"
 
 
 @pytest.mark.parametrize(
@@ -491,7 +491,7 @@ def test_extra_cors_origins_are_added_and_accept_a_unique_host(build_dir, monkey
     cors = run.one("azure-native:signalrservice:SignalR").inputs["cors"]["allowedOrigins"]
     assert cors == [f"https://{app_name}.azurewebsites.net", unique, "https://chat.example.org"]
     assert run.outputs["site_url"] == unique
-    assert run.outputs["negotiate_url"] == f"{unique}/api/negotiate"
+    assert run.outputs["identities_url"] == f"{unique}/api/identities"
 
 
 def test_auto_names_carry_project_and_stack(dev: Run):
