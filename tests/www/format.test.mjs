@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { connectionLabel, formatFull, formatStamp, retryLabel } from "../../www/js/format.js";
+import { authorTag, connectionLabel, formatFull, formatStamp, rateLimitLabel, retryLabel } from "../../www/js/format.js";
 import { newMessageId, transportFromQuery } from "../../www/js/api.js";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -54,4 +54,22 @@ test("?transport= forces one SignalR transport; anything else lets SignalR choos
   assert.equal(transportFromQuery("?transport=long-polling"), 4);
   assert.equal(transportFromQuery("?transport=carrier-pigeon"), null);
   assert.equal(transportFromQuery(""), null);
+});
+
+test("the author tag is # and the first 4 characters of the identity id, or nothing without one", () => {
+  assert.equal(authorTag("k3F9aaaaaaaaaaaaaaaaaa"), "#k3F9");
+  assert.equal(authorTag("_-x9bbbbbbbbbbbbbbbbbb"), "#_-x9");
+  assert.notEqual(authorTag("k3F9aaaaaaaaaaaaaaaaaa"), authorTag("Qx7_bbbbbbbbbbbbbbbbbb"), "two Anas told apart");
+  assert.equal(authorTag("ab"), "#ab");
+  assert.equal(authorTag(""), "");
+  assert.equal(authorTag(null), "");
+  assert.equal(authorTag(undefined), "");
+  assert.equal(authorTag(42), "");
+});
+
+test("the rate-limit status names the wait in whole seconds, rounded up", () => {
+  assert.equal(rateLimitLabel(7000), "Sending too fast: retrying in 7 s");
+  assert.equal(rateLimitLabel(6100), "Sending too fast: retrying in 7 s");
+  assert.equal(rateLimitLabel(0), "Sending too fast: retrying in 1 s");
+  assert.equal(rateLimitLabel(undefined), "Sending too fast: retrying in 1 s");
 });

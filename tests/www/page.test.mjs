@@ -19,7 +19,7 @@ test("the SignalR bundle URL carries the installed npm version, so it can be cac
 test("no inline script and no HTML-parsing sinks in the client", () => {
   const html = read("index.html");
   assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, "every script has a src (the CSP forbids inline)");
-  for (const file of ["api.js", "app.js", "format.js", "session.js", "store.js", "ui.js", "validate.js"]) {
+  for (const file of ["api.js", "app.js", "format.js", "identity.js", "session.js", "store.js", "ui.js", "validate.js"]) {
     assert.doesNotMatch(read(`js/${file}`), /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, file);
   }
 });

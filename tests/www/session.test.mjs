@@ -6,10 +6,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { createApi } from "../../www/js/api.js";
+import { createIdentity } from "../../www/js/identity.js";
 import { ChatSession } from "../../www/js/session.js";
 import { Status } from "../../www/js/store.js";
 
-/** The Function App's HTTP contract, in memory, plus the change feed → SignalR fan-out. */
+const SESSION = "PageLoadSession1";
+const BOB = "BobBobBobBobBobBobBob_";
+
+/**
+ * The Function App's HTTP contract, in memory, plus the change feed → SignalR
+ * fan-out: identities and bearer tokens, negotiate per `<identity>.<session>`,
+ * join/leave by session, SaveChat's 201/200/409/429.
+ */
 class FakeChatServer {
   constructor() {
     this.clock = Date.parse("2026-11-27T21:00:00.000Z");
@@ -17,19 +25,29 @@ class FakeChatServer {
     this.groups = new Map(); // room -> Set(connectionId)
     this.requests = [];
     this.failPosts = 0;
+    this.rateLimits = []; // Retry-After seconds for the next POSTs of a message
+    this.negotiateLimits = []; // Retry-After seconds for the next negotiates
     this.feed = []; // stored but not yet fanned out
     this.connections = new Map(); // connectionId -> FakeConnection
+    this.users = new Map(); // connectionId -> SignalR user id
+    this.tokens = new Map(); // token -> identity id
+    this.issued = 0;
     this.fetch = this.fetch.bind(this);
   }
 
-  store(room, user, text, id = crypto.randomUUID()) {
+  store(room, user, text, id = crypto.randomUUID(), authorId = BOB) {
     const existing = this.messages.find((m) => m.id === id);
     if (existing) return existing;
     this.clock += 10;
-    const message = { id, room, user, text, createdAt: new Date(this.clock).toISOString() };
+    const message = { id, room, user, authorId, text, createdAt: new Date(this.clock).toISOString() };
     this.messages.push(message);
     this.feed.push(message);
     return message;
+  }
+
+  /** Forgets every token (a key rotation): the next authorized call answers 401 invalid_identity. */
+  rotateKey() {
+    this.tokens.clear();
   }
 
   /** Delivers stored messages to the connections in each room's group (the FeedToSignalR path). */
@@ -42,24 +60,64 @@ class FakeChatServer {
   async fetch(url, init) {
     const u = new URL(url, "http://app.test");
     const body = init.body ? JSON.parse(init.body) : undefined;
-    this.requests.push({ method: init.method, path: u.pathname, query: Object.fromEntries(u.searchParams), body });
-    const json = (status, data) => new Response(data === undefined ? null : JSON.stringify(data), { status });
+    const auth = init.headers?.Authorization ?? null;
+    this.requests.push({ method: init.method, path: u.pathname, query: Object.fromEntries(u.searchParams), body, auth });
+    const json = (status, data, headers = {}) =>
+      new Response(data === undefined ? null : JSON.stringify(data), { status, headers });
+    const error = (status, code, field = null, headers = {}) =>
+      json(status, { error: { code, message: `${code} (${status})`, field } }, headers);
+    if (u.pathname === "/api/identities" && init.method === "POST") {
+      this.issued += 1;
+      const identity = { id: `Id${String(this.issued).padStart(20, "0")}`, token: `tok-${this.issued}-${crypto.randomUUID()}` };
+      this.tokens.set(identity.token, identity.id);
+      return json(201, identity);
+    }
     const m = u.pathname.match(/^\/api\/rooms\/([a-z0-9-]+)\/(join|leave|messages)$/);
-    if (!m) return json(404, { error: { code: "not_found", message: "no route" } });
+    const negotiate = u.pathname.match(/^\/api\/negotiate\/([^/]+)$/);
+    if (!m && !negotiate) return error(404, "not_found");
+    const isHistory = m && m[2] === "messages" && init.method === "GET";
+    let identityId = null;
+    if (!isHistory) {
+      if (!auth) return error(401, "identity_required", "Authorization");
+      identityId = this.tokens.get(auth.replace(/^Bearer /, "")) ?? null;
+      if (!identityId) return error(401, "invalid_identity", "Authorization");
+    }
+    if (negotiate) {
+      const userId = decodeURIComponent(negotiate[1]);
+      if (!userId.startsWith(`${identityId}.`)) return error(403, "wrong_identity", "userId");
+      if (this.negotiateLimits.length > 0) {
+        return error(429, "rate_limited", null, { "Retry-After": String(this.negotiateLimits.shift()) });
+      }
+      return json(200, { url: "http://signalr.test/client/?hub=chat", accessToken: `svc-for-${userId}` });
+    }
     const [, room, action] = m;
     if (action === "join" || action === "leave") {
+      const userId = `${identityId}.${body.session}`;
+      const live = [...this.users].filter(([id, user]) => user === userId && this.connections.has(id)).map(([id]) => id);
+      if (live.length === 0) return error(404, "unknown_session", "session");
+      if (action === "join") this.requests.at(-1).joined = live.join(",");
       const group = this.groups.get(room) ?? new Set();
-      if (action === "join") group.add(body.connectionId);
-      else group.delete(body.connectionId);
+      for (const id of live) {
+        if (action === "join") group.add(id);
+        else group.delete(id);
+      }
       this.groups.set(room, group);
       return json(202);
     }
     if (init.method === "POST") {
+      if (this.rateLimits.length > 0) {
+        return error(429, "rate_limited", null, { "Retry-After": String(this.rateLimits.shift()) });
+      }
       if (this.failPosts > 0) {
         this.failPosts -= 1;
         return json(503, { error: { code: "unavailable", message: "Cosmos DB is busy" } });
       }
-      return json(201, this.store(room, body.user, body.text, body.id));
+      const existing = this.messages.find((x) => x.id === body.id);
+      if (existing) {
+        const same = existing.authorId === identityId && existing.user === body.user && existing.text === body.text;
+        return same ? json(200, existing) : error(409, "id_taken", "id");
+      }
+      return json(201, this.store(room, body.user, body.text, body.id, identityId));
     }
     const limit = Number(u.searchParams.get("limit"));
     const after = u.searchParams.get("after");
@@ -68,8 +126,11 @@ class FakeChatServer {
     return json(200, { messages: page });
   }
 
+  /** [room, connection ids the join added] for every successful join. */
   get joins() {
-    return this.requests.filter((r) => r.path.endsWith("/join")).map((r) => [r.path.split("/")[3], r.body.connectionId]);
+    return this.requests
+      .filter((r) => r.path.endsWith("/join") && r.joined)
+      .map((r) => [r.path.split("/")[3], r.joined]);
   }
 
   get histories() {
@@ -77,15 +138,23 @@ class FakeChatServer {
   }
 }
 
-/** The HubConnection surface the session uses; every start() is a new negotiate → new id. */
+/**
+ * The HubConnection surface the session uses; every start() is a new
+ * negotiate (through the real api.negotiate, as the page's SignalR HttpClient
+ * does) → new id, registered under the negotiated user id.
+ */
 class FakeConnection {
   constructor(server) {
     this.server = server;
     this.state = "Disconnected";
     this.connectionId = null;
+    this.userId = null;
     this.starts = 0;
     this.failStarts = 0;
     this.handlers = {};
+    /** Set by setup(): the api's negotiate, and where a failed one is reported (app.js: createSignalRSend). */
+    this.negotiate = null;
+    this.onNegotiateError = () => {};
   }
   on(name, fn) { this.handlers[name] = fn; }
   onreconnecting(fn) { this.handlers.reconnecting = fn; }
@@ -95,6 +164,7 @@ class FakeConnection {
     this.starts += 1;
     this.connectionId = `conn-${this.starts}`;
     this.server.connections.set(this.connectionId, this);
+    this.server.users.set(this.connectionId, this.userId);
   }
   async start() {
     if (this.failStarts > 0) {
@@ -102,8 +172,28 @@ class FakeConnection {
       this.starts += 1;
       throw new Error("Failed to complete negotiation with the server");
     }
+    if (this.negotiate) {
+      try {
+        this.userId = (await this.negotiate()).userId;
+      } catch (err) {
+        this.starts += 1;
+        this.onNegotiateError(err);
+        throw new Error(`Failed to complete negotiation with the server: ${err.message}`);
+      }
+    }
     this.#newId();
     this.state = "Connected";
+  }
+  async stop() {
+    if (this.state === "Disconnected") return;
+    this.server.connections.delete(this.connectionId);
+    this.state = "Disconnected";
+    this.connectionId = null;
+    this.handlers.close(undefined);
+  }
+  /** The service forgot the connection while the client still thinks it is connected. */
+  vanish() {
+    this.server.connections.delete(this.connectionId);
   }
   /** The transport dropped; the client's automatic reconnect begins. */
   drop() {
@@ -128,20 +218,40 @@ class FakeConnection {
   }
 }
 
+function memoryStorage() {
+  const data = new Map();
+  return { data, get: (k) => data.get(k) ?? null, set: (k, v) => data.set(k, v), remove: (k) => data.delete(k) };
+}
+
 function setup({ pageSize = 50, online = true, maxCatchUpPages = 40 } = {}) {
   const server = new FakeChatServer();
   const connection = new FakeConnection(server);
   const timers = [];
-  const seen = { renders: 0, states: [], notices: [], announced: [] };
-  const env = { online };
-  const session = new ChatSession({
-    api: createApi({ fetch: server.fetch, timeoutMs: 0 }),
+  const seen = { renders: 0, states: [], notices: [], announced: [], sendStatus: [], slept: [] };
+  const env = { online, now: Date.parse("2026-11-27T21:00:00.000Z") };
+  let session = null;
+  const identity = createIdentity({
+    fetch: server.fetch,
+    storage: memoryStorage(),
+    timeoutMs: 0,
+    onChange: (current) => session?.setSelfId(current?.id ?? null),
+  });
+  const api = createApi({ fetch: server.fetch, identity, timeoutMs: 0 });
+  connection.negotiate = () => api.negotiate(SESSION);
+  connection.onNegotiateError = (err) => session.noteConnectRetryAfter(err.retryAfterMs);
+  session = new ChatSession({
+    api,
     connection,
+    sessionId: SESSION,
     pageSize,
     maxCatchUpPages,
     overlapMs: 0,
     sendDelays: [0],
-    sleep: async () => {},
+    now: () => env.now,
+    sleep: async (ms) => {
+      seen.slept.push(ms);
+      env.now += ms;
+    },
     timer: { set: (fn, ms) => timers.push({ fn, ms }) , clear: () => {} },
     isOnline: () => env.online,
     offlineDelay: (attempt) => 5000 * 2 ** attempt,
@@ -150,10 +260,11 @@ function setup({ pageSize = 50, online = true, maxCatchUpPages = 40 } = {}) {
       connection: (state) => seen.states.push(state),
       notice: (text) => seen.notices.push(text),
       announce: (text) => seen.announced.push(text),
+      sendStatus: (text) => seen.sendStatus.push(text),
     },
   });
   session.name = "Ada";
-  return { server, connection, session, timers, seen, env };
+  return { server, connection, session, timers, seen, env, identity, api };
 }
 
 const texts = (session) => session.storeFor(session.room).list().map((m) => m.text);
@@ -243,7 +354,7 @@ test("switching rooms leaves the old group, joins the new one and ignores the ol
   server.store("random", "Bob", "in random");
   await session.enterRoom("random");
   await new Promise((resolve) => setImmediate(resolve)); // the best-effort leave
-  assert.ok(server.requests.some((r) => r.path === "/api/rooms/general/leave" && r.body.connectionId === "conn-1"));
+  assert.ok(server.requests.some((r) => r.path === "/api/rooms/general/leave" && r.body.session === SESSION));
   assert.deepEqual(server.joins.at(-1), ["random", "conn-1"]);
   assert.deepEqual(texts(session), ["in random"]);
   connection.deliver({ id: crypto.randomUUID(), room: "general", user: "Bob", text: "late", createdAt: new Date().toISOString() });
@@ -301,7 +412,7 @@ test("a send that keeps failing can be retried with the same id, or taken back t
   assert.equal(session.hasUnsent(), true);
   await session.retry(result.id);
   assert.equal(store.get(result.id).status, Status.SENT);
-  const ids = server.requests.filter((r) => r.method === "POST").map((r) => r.body.id);
+  const ids = server.requests.filter((r) => r.method === "POST" && r.path.endsWith("/messages")).map((r) => r.body.id);
   assert.deepEqual(ids, [result.id, result.id, result.id]);
   assert.equal(server.messages.length, 1);
 
@@ -348,4 +459,170 @@ test("when automatic reconnect gives up the session goes offline; back online re
   assert.deepEqual(texts(session), ["while offline"]);
   await session.handleOnline();
   assert.equal(connection.starts, 2, "no second start while connected");
+});
+
+// --- identity, session, rate limits ------------------------------------------------------
+
+const posts = (server) => server.requests.filter((r) => r.method === "POST" && r.path.endsWith("/messages"));
+
+test("one identity per page; negotiate and join name <identity>.<session> with the token", async () => {
+  const { server, session, identity } = setup();
+  await session.enterRoom("general");
+  await session.connectNow();
+  await session.synced;
+  const me = identity.current();
+  assert.equal(session.selfId, me.id);
+  assert.equal(server.requests.filter((r) => r.path === "/api/identities").length, 1);
+  const negotiate = server.requests.find((r) => r.path.startsWith("/api/negotiate/"));
+  assert.equal(negotiate.path, `/api/negotiate/${me.id}.${SESSION}`);
+  assert.equal(negotiate.auth, `Bearer ${me.token}`);
+  const join = server.requests.find((r) => r.path.endsWith("/join"));
+  assert.deepEqual(join.body, { session: SESSION });
+  assert.equal(join.auth, `Bearer ${me.token}`);
+  assert.ok(server.requests.filter((r) => r.method === "GET").every((r) => r.auth === null), "history carries no token");
+});
+
+test("mine is decided by authorId: a namesake's line is not mine, my line under an old name is", async () => {
+  const { server, session, seen, identity } = setup();
+  await session.enterRoom("general");
+  await session.connectNow();
+  await session.synced;
+  const me = identity.current().id;
+  const namesake = server.store("general", "Ada", "I am also Ada", crypto.randomUUID(), BOB);
+  const renamed = server.store("general", "Ada the First", "before I renamed", crypto.randomUUID(), me);
+  const legacy = server.store("general", "Ada", "from before identities", crypto.randomUUID(), undefined);
+  delete legacy.authorId;
+  server.flush();
+  const store = session.storeFor("general");
+  assert.equal(session.isOwn(store.get(namesake.id)), false, "same display name, other identity");
+  assert.equal(session.isOwn(store.get(renamed.id)), true, "other display name, my identity");
+  assert.equal(session.isOwn(store.get(legacy.id)), false, "no authorId: never mine");
+  assert.deepEqual(seen.announced, ["Ada: I am also Ada", "Ada: from before identities"], "only others' lines are read out");
+
+  const sent = session.send("hello");
+  assert.equal(session.isOwn(store.get(sent.id)), true, "pending: mine until the server answers");
+  await sent.delivered;
+  assert.equal(store.get(sent.id).authorId, me);
+  assert.equal(session.isOwn(store.get(sent.id)), true);
+});
+
+test("a stored line with my pending line's id but another author is not mine", async () => {
+  const { server, session, connection } = setup();
+  await session.enterRoom("general");
+  await session.connectNow();
+  await session.synced;
+  const id = "5b0c8a4e-7f53-4c55-9a41-3f1c2b9d7e10";
+  session.newId = () => id;
+  const sent = session.send("collide");
+  const store = session.storeFor("general");
+  connection.deliver({ id, room: "general", user: "Ada", authorId: BOB, text: "collide", createdAt: new Date().toISOString() });
+  assert.equal(store.get(id).own, false);
+  server.store("general", "Ada", "collide", id, BOB); // the server has Bob's line under that id
+  await sent.delivered;
+  assert.equal(store.get(id).status, Status.CONFIRMED);
+  assert.equal(session.isOwn(store.get(id)), false);
+});
+
+test("409 id_taken fails the line for good: shown, not retried, only Edit helps", async () => {
+  const { server, session, seen } = setup();
+  await session.enterRoom("general");
+  const id = crypto.randomUUID();
+  server.store("general", "Bob", "first", id, BOB);
+  session.newId = () => id;
+  const sent = session.send("second");
+  await sent.delivered;
+  const entry = session.storeFor("general").get(id);
+  assert.equal(posts(server).length, 1);
+  // the stored line of Bob arrives by catch-up later; before that the own copy is failed
+  assert.equal(entry.status, Status.FAILED);
+  assert.equal(entry.retryable, false);
+  assert.match(entry.error, /id_taken/);
+  assert.match(seen.announced.at(-1), /^Your message was not sent: /);
+});
+
+test("429 on send: the line stays pending, the status says how long, then it goes with the same id", async () => {
+  const { server, session, seen } = setup();
+  await session.enterRoom("general");
+  server.rateLimits = [7];
+  const sent = session.send("too fast");
+  const store = session.storeFor("general");
+  await sent.delivered;
+  assert.deepEqual(seen.sendStatus, ["Sending too fast: retrying in 7 s", ""]);
+  assert.ok(seen.slept.includes(7000), "waited the whole Retry-After");
+  assert.equal(store.get(sent.id).status, Status.SENT);
+  assert.equal(store.get(sent.id).waitUntil, null);
+  assert.deepEqual(posts(server).map((r) => r.body.id), [sent.id, sent.id]);
+  assert.equal(server.messages.length, 1);
+});
+
+test("429 on send: while waiting the line is pending (not failed) and shows when it retries", async () => {
+  const { server, session, env } = setup();
+  await session.enterRoom("general");
+  server.rateLimits = [5];
+  let release;
+  session.sleep = (ms) => new Promise((resolve) => {
+    release = () => {
+      env.now += ms;
+      resolve();
+    };
+  });
+  const sent = session.send("hold on");
+  const store = session.storeFor("general");
+  while (!release) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(store.get(sent.id).status, Status.PENDING);
+  assert.ok(store.get(sent.id).waitUntil > 0);
+  assert.equal(session.isWaitingToSend(), true);
+  assert.equal(session.hasUnsent(), true);
+  release();
+  await sent.delivered;
+  assert.equal(store.get(sent.id).status, Status.SENT);
+  assert.equal(session.isWaitingToSend(), false);
+});
+
+test("negotiate 429: the next connect attempt waits at least Retry-After", async () => {
+  const { server, session, timers } = setup();
+  await session.enterRoom("general");
+  server.negotiateLimits = [45];
+  await session.connectNow();
+  assert.equal(session.connState, "offline");
+  assert.deepEqual(timers.map((t) => t.ms), [45000], "not the 5 s of the offline loop");
+  assert.equal(session.connectWaitMs(), 45000);
+  await session.handleOnline(); // "Reconnect now" does not undercut it either
+  assert.equal(server.requests.filter((r) => r.path.startsWith("/api/negotiate/")).length, 1);
+  await timers.at(-1).fn();
+  await session.synced;
+  assert.equal(session.connState, "live");
+});
+
+test("join answered 404 unknown_session: a fresh negotiate, then the join again", async () => {
+  const { server, connection, session } = setup();
+  await session.enterRoom("general");
+  await session.connectNow();
+  await session.synced;
+  connection.vanish(); // the service no longer knows conn-1, the client does not know yet
+  await session.enterRoom("random");
+  while (session.connState !== "live" || connection.starts < 2) await new Promise((resolve) => setImmediate(resolve));
+  await session.synced;
+  assert.equal(connection.starts, 2);
+  assert.deepEqual(server.joins, [["general", "conn-1"], ["random", "conn-2"]]);
+  assert.ok(server.requests.some((r) => r.path === "/api/rooms/random/join" && r.body.session === SESSION));
+});
+
+test("a rotated server key: 401 invalid_identity, a new identity, the line still goes, mine follows the new id", async () => {
+  const { server, session, identity } = setup();
+  await session.enterRoom("general");
+  await session.connectNow();
+  await session.synced;
+  const before = identity.current();
+  server.rotateKey();
+  const sent = session.send("after rotation");
+  await sent.delivered;
+  const after = identity.current();
+  assert.notEqual(after.id, before.id);
+  assert.equal(session.selfId, after.id);
+  const store = session.storeFor("general");
+  assert.equal(store.get(sent.id).status, Status.SENT);
+  assert.equal(store.get(sent.id).authorId, after.id);
+  assert.equal(session.isOwn(store.get(sent.id)), true);
+  assert.deepEqual(posts(server).map((r) => r.auth), [`Bearer ${before.token}`, `Bearer ${after.token}`]);
 });

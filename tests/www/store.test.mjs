@@ -6,6 +6,9 @@ import assert from "node:assert/strict";
 
 import { RoomStore, Status, compareMessages, isMessage } from "../../www/js/store.js";
 
+const ME = "k3F9aaaaaaaaaaaaaaaaaa";
+const OTHER = "Qx7_bbbbbbbbbbbbbbbbbb";
+
 let clock = Date.parse("2026-11-27T20:00:00.000Z");
 function msg(overrides = {}) {
   clock += 1000;
@@ -13,6 +16,7 @@ function msg(overrides = {}) {
     id: crypto.randomUUID(),
     room: "general",
     user: "Bob",
+    authorId: OTHER,
     text: "hello",
     createdAt: new Date(clock).toISOString(),
     ...overrides,
@@ -51,7 +55,7 @@ test("equal instants written differently compare equal; ties fall back to id", (
 });
 
 test("own line: pending at once, sent on 201, confirmed when it comes back through the feed", () => {
-  const store = new RoomStore("general");
+  const store = new RoomStore("general", { selfId: ME });
   const old = msg({ text: "older" });
   store.receive(old);
   const id = crypto.randomUUID();
@@ -62,7 +66,7 @@ test("own line: pending at once, sent on 201, confirmed when it comes back throu
   assert.equal(mine.createdAt, null);
   assert.deepEqual(texts(store), ["older", "hi all"], "pending lines come last");
 
-  const stored = msg({ id, user: "Ada", text: "hi all" });
+  const stored = msg({ id, user: "Ada", authorId: ME, text: "hi all" });
   assert.equal(store.markSent(id, stored), true);
   assert.equal(store.get(id).status, Status.SENT);
   assert.equal(store.get(id).createdAt, stored.createdAt);
@@ -70,7 +74,8 @@ test("own line: pending at once, sent on 201, confirmed when it comes back throu
   assert.equal(store.receive(stored), true);
   mine = store.get(id);
   assert.equal(mine.status, Status.CONFIRMED);
-  assert.equal(mine.own, true, "still marked as the person's own line");
+  assert.equal(mine.own, true, "still the person's own line: the stored authorId is theirs");
+  assert.equal(mine.authorId, ME);
   assert.equal(store.size, 2, "the echo did not add a second line");
 });
 
@@ -169,4 +174,77 @@ test("list() returns a copy in display order", () => {
   const list = store.list();
   list.pop();
   assert.equal(store.list().length, 1);
+});
+
+test("a stored copy with another authorId is not mine, whatever the pending copy with that id said", () => {
+  const store = new RoomStore("general", { selfId: ME });
+  const id = crypto.randomUUID();
+  store.addPending({ id, user: "Ada", text: "mine?" });
+  assert.equal(store.get(id).own, true, "typed here: shown as mine until the server answers");
+  assert.equal(store.get(id).authorId, ME);
+  assert.equal(store.receive(msg({ id, user: "Ada", authorId: OTHER, text: "mine?" })), true);
+  assert.equal(store.get(id).status, Status.CONFIRMED);
+  assert.equal(store.get(id).own, false);
+  assert.equal(store.get(id).authorId, OTHER);
+
+  // the same through the POST answer
+  const other = crypto.randomUUID();
+  store.addPending({ id: other, user: "Ada", text: "x" });
+  store.markSent(other, msg({ id: other, user: "Ada", authorId: OTHER, text: "x" }));
+  assert.equal(store.get(other).own, false);
+});
+
+test("mine by authorId when the names differ; not mine when only the name is mine", () => {
+  const store = new RoomStore("general", { selfId: ME });
+  const renamed = msg({ user: "Ada (old name)", authorId: ME });
+  const namesake = msg({ user: "Ada", authorId: OTHER });
+  const legacy = msg({ user: "Ada", authorId: undefined });
+  const nullAuthor = msg({ user: "Ada", authorId: null });
+  store.mergePage([renamed, namesake, legacy, nullAuthor]);
+  assert.equal(store.get(renamed.id).own, true);
+  assert.equal(store.get(namesake.id).own, false);
+  assert.equal(store.get(legacy.id).own, false, "stored before identities: never mine");
+  assert.equal(store.get(legacy.id).authorId, null);
+  assert.equal(store.get(nullAuthor.id).own, false);
+  assert.equal(isMessage(legacy), true, "still a message without authorId");
+});
+
+test("no identity yet: nothing stored is mine; once it is known the lines are re-decided", () => {
+  const store = new RoomStore("general");
+  const a = msg({ authorId: ME });
+  const b = msg({ authorId: OTHER });
+  const id = crypto.randomUUID();
+  store.mergePage([a, b]);
+  store.addPending({ id, user: "Ada", text: "typed" });
+  assert.equal(store.get(a.id).own, false);
+  assert.equal(store.setSelfId(ME), true);
+  assert.equal(store.get(a.id).own, true);
+  assert.equal(store.get(b.id).own, false);
+  assert.equal(store.get(id).own, true, "a pending line stays mine");
+  assert.equal(store.setSelfId(ME), false, "nothing changed");
+  store.setSelfId(OTHER); // a new identity (the old one was refused)
+  assert.equal(store.get(a.id).own, false);
+  assert.equal(store.get(b.id).own, true);
+});
+
+test("a redelivery with the same fields is a duplicate; a changed authorId is not", () => {
+  const store = new RoomStore("general", { selfId: ME });
+  const m = msg({ authorId: ME });
+  store.receive(m);
+  assert.equal(store.receive({ ...m }), false);
+  assert.equal(store.receive({ ...m, authorId: OTHER }), true);
+  assert.equal(store.get(m.id).own, false);
+});
+
+test("a pending line can wait out a 429 and stays pending", () => {
+  const store = new RoomStore("general", { selfId: ME });
+  const id = crypto.randomUUID();
+  store.addPending({ id, user: "Ada", text: "fast" });
+  assert.equal(store.markWaiting(id, 1000), true);
+  assert.equal(store.markWaiting(id, 1000), false);
+  assert.equal(store.get(id).status, Status.PENDING);
+  assert.equal(store.get(id).waitUntil, 1000);
+  store.markSent(id, msg({ id, user: "Ada", authorId: ME, text: "fast" }));
+  assert.equal(store.get(id).waitUntil, null);
+  assert.equal(store.markWaiting(id, 5), false, "only pending lines wait");
 });

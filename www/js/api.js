@@ -8,16 +8,42 @@ import { isMessage } from "./store.js";
 /** Failure of an API call, carrying what the person should read. */
 export class ApiError extends Error {
   /**
-   * @param {{status?: number, code: string, message: string, field?: string|null, retryable?: boolean}} details
+   * @param {{status?: number, code: string, message: string, field?: string|null, retryable?: boolean,
+   *   retryAfterMs?: number|null}} details  `retryAfterMs`: the answer's `Retry-After`, if any.
    */
-  constructor({ status = 0, code, message, field = null, retryable = false }) {
+  constructor({ status = 0, code, message, field = null, retryable = false, retryAfterMs = null }) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.field = field;
     this.retryable = retryable;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** Error codes meaning "the stored identity is unusable": get a new one and retry once. */
+export const IDENTITY_ERRORS = Object.freeze(["identity_required", "invalid_identity", "wrong_identity"]);
+
+/** True for a 401 (or negotiate's 403) that the stored identity caused, not the request. */
+export function isIdentityError(err) {
+  return (
+    err instanceof ApiError &&
+    (err.status === 401 || err.status === 403) &&
+    IDENTITY_ERRORS.includes(err.code)
+  );
+}
+
+/**
+ * `Retry-After` in milliseconds: delta-seconds (what the server sends) or an
+ * HTTP date; null when absent or unreadable.
+ */
+export function parseRetryAfter(value, now = Date.now()) {
+  if (typeof value !== "string" || value.trim() === "") return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
 /** Statuses where the same request may succeed later (timeouts, throttling, server trouble). */
@@ -34,6 +60,7 @@ async function errorFromResponse(response) {
   }
   const error = body && typeof body === "object" ? body.error : null;
   const retryable = isRetryableStatus(response.status);
+  const retryAfterMs = parseRetryAfter(response.headers?.get?.("Retry-After") ?? null);
   if (error && typeof error === "object" && typeof error.message === "string") {
     return new ApiError({
       status: response.status,
@@ -41,6 +68,7 @@ async function errorFromResponse(response) {
       message: error.message,
       field: typeof error.field === "string" ? error.field : null,
       retryable,
+      retryAfterMs,
     });
   }
   const reason = response.statusText ? ` ${response.statusText}` : "";
@@ -49,6 +77,7 @@ async function errorFromResponse(response) {
     code: `http_${response.status}`,
     message: `The server answered ${response.status}${reason}.`,
     retryable,
+    retryAfterMs,
   });
 }
 
@@ -57,81 +86,135 @@ function roomPath(room) {
 }
 
 /**
- * @param {{fetch: typeof fetch, baseUrl?: string, timeoutMs?: number}} options
- *   `baseUrl` is empty for same-origin use.
+ * One HTTP call with the API's conventions: JSON in and out, no cache, a
+ * timeout, error bodies read into `ApiError`. `expect` is the status (or the
+ * statuses) that mean success; 202/204 answer null, others their JSON body.
+ * Exported for identity.js, which calls `POST /api/identities` the same way.
  */
-export function createApi({ fetch, baseUrl = "", timeoutMs = 15000 }) {
+export async function requestJson(fetch, url, { method, body, expect, headers = {}, timeoutMs = 15000 }) {
+  const expected = Array.isArray(expect) ? expect : [expect];
+  const init = {
+    method,
+    headers: { Accept: "application/json", ...headers },
+    credentials: "same-origin",
+    cache: "no-store",
+  };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  if (timeoutMs > 0 && typeof AbortSignal !== "undefined" && AbortSignal.timeout) {
+    init.signal = AbortSignal.timeout(timeoutMs);
+  }
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (err) {
+    const timedOut = err && (err.name === "TimeoutError" || err.name === "AbortError");
+    throw new ApiError({
+      code: timedOut ? "timeout" : "network",
+      message: timedOut
+        ? "The server did not answer in time."
+        : "Could not reach the server (network error).",
+      retryable: true,
+    });
+  }
+  if (!expected.includes(response.status)) {
+    if (response.ok) {
+      throw new ApiError({
+        status: response.status,
+        code: "unexpected_status",
+        message: `The server answered ${response.status} where ${expected.join(" or ")} was expected.`,
+      });
+    }
+    throw await errorFromResponse(response);
+  }
+  if (response.status === 202 || response.status === 204) return { status: response.status, data: null };
+  try {
+    return { status: response.status, data: await response.json() };
+  } catch {
+    throw new ApiError({
+      status: response.status,
+      code: "bad_response",
+      message: "The server sent a response that is not JSON.",
+      retryable: true,
+    });
+  }
+}
+
+/** The SignalR user id of this page: `<identity id>.<session>` (the negotiate route value). */
+export function signalRUserId(identityId, session) {
+  return `${identityId}.${session}`;
+}
+
+/**
+ * @param {{fetch: typeof fetch, identity?: {get(): Promise<{id: string, token: string}>,
+ *   discard(identity: object): void}, baseUrl?: string, timeoutMs?: number}} options
+ *   `baseUrl` is empty for same-origin use. `identity` (identity.js) is needed
+ *   by every call except history: they send `Authorization: Bearer <token>`.
+ */
+export function createApi({ fetch, identity = null, baseUrl = "", timeoutMs = 15000 }) {
   if (typeof fetch !== "function") throw new TypeError("createApi needs a fetch function");
 
   async function call(method, path, { body, expect }) {
-    const init = {
-      method,
-      headers: { Accept: "application/json" },
-      credentials: "same-origin",
-      cache: "no-store",
-    };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    if (timeoutMs > 0 && typeof AbortSignal !== "undefined" && AbortSignal.timeout) {
-      init.signal = AbortSignal.timeout(timeoutMs);
-    }
-    let response;
-    try {
-      response = await fetch(baseUrl + path, init);
-    } catch (err) {
-      const timedOut = err && (err.name === "TimeoutError" || err.name === "AbortError");
-      throw new ApiError({
-        code: timedOut ? "timeout" : "network",
-        message: timedOut
-          ? "The server did not answer in time."
-          : "Could not reach the server (network error).",
-        retryable: true,
-      });
-    }
-    if (response.status !== expect) {
-      if (response.ok) {
-        throw new ApiError({
-          status: response.status,
-          code: "unexpected_status",
-          message: `The server answered ${response.status} where ${expect} was expected.`,
+    const { data } = await requestJson(fetch, baseUrl + path, { method, body, expect, timeoutMs });
+    return data;
+  }
+
+  /**
+   * A call that needs the identity. `pathFor(identity)` builds the path (the
+   * negotiate route names the identity). A 401 saying the stored identity is
+   * unusable (server key rotated, storage edited) discards it and retries once
+   * with a new one.
+   */
+  async function authed(method, pathFor, { body, expect }) {
+    if (!identity) throw new TypeError("this API call needs createApi({identity})");
+    for (let attempt = 0; ; attempt += 1) {
+      const current = await identity.get();
+      try {
+        return await requestJson(fetch, baseUrl + pathFor(current), {
+          method,
+          body,
+          expect,
+          timeoutMs,
+          headers: { Authorization: `Bearer ${current.token}` },
         });
+      } catch (err) {
+        if (attempt > 0 || !isIdentityError(err)) throw err;
+        identity.discard(current);
       }
-      throw await errorFromResponse(response);
-    }
-    if (expect === 202 || expect === 204) return null;
-    try {
-      return await response.json();
-    } catch {
-      throw new ApiError({
-        status: response.status,
-        code: "bad_response",
-        message: "The server sent a response that is not JSON.",
-        retryable: true,
-      });
     }
   }
 
   return {
-    /** Adds this SignalR connection to the room's group (per connection: repeat after every reconnect). */
-    joinRoom(room, connectionId) {
-      return call("POST", `${roomPath(room)}/join`, { body: { connectionId }, expect: 202 });
+    /**
+     * Adds this page's SignalR connection (user `<identity>.<session>`) to the
+     * room's group. Repeat after every reconnect. 404 `unknown_session`: the
+     * server sees no live connection for it (renegotiate, then join again).
+     */
+    async joinRoom(room, session) {
+      await authed("POST", () => `${roomPath(room)}/join`, { body: { session }, expect: 202 });
+      return null;
     },
 
-    leaveRoom(room, connectionId) {
-      return call("POST", `${roomPath(room)}/leave`, { body: { connectionId }, expect: 202 });
+    async leaveRoom(room, session) {
+      await authed("POST", () => `${roomPath(room)}/leave`, { body: { session }, expect: 202 });
+      return null;
     },
 
-    /** Stores a line; `id` makes a repeated POST overwrite instead of duplicating. */
+    /**
+     * Stores a line. 201: stored now; 200: this id was already stored with the
+     * same author and text (a repeated POST), the body is the stored message:
+     * both are success. 409 `id_taken`: another message holds the id.
+     */
     async postMessage(room, { user, text, id }) {
-      const message = await call("POST", `${roomPath(room)}/messages`, {
+      const { status, data: message } = await authed("POST", () => `${roomPath(room)}/messages`, {
         body: { user, text, id },
-        expect: 201,
+        expect: [201, 200],
       });
       if (!isMessage(message) || message.id !== id) {
         throw new ApiError({
-          status: 201,
+          status,
           code: "bad_response",
           message: "The server stored the message but answered with something unexpected.",
         });
@@ -139,7 +222,33 @@ export function createApi({ fetch, baseUrl = "", timeoutMs = 15000 }) {
       return message;
     },
 
-    /** Oldest first: the latest `limit` lines, or the first `limit` newer than `after`. */
+    /**
+     * `POST /api/negotiate/<identity>.<session>` (`search` is kept, e.g.
+     * `?negotiateVersion=1`). Returns `{url, accessToken, userId}`: the
+     * SignalR service URL and its token, and the user id it was issued for.
+     */
+    async negotiate(session, { search = "" } = {}) {
+      let userId = null;
+      const { data } = await authed(
+        "POST",
+        (current) => {
+          userId = signalRUserId(current.id, session);
+          return `/api/negotiate/${encodeURIComponent(userId)}${search}`;
+        },
+        { expect: 200 },
+      );
+      if (!data || typeof data.url !== "string" || typeof data.accessToken !== "string") {
+        throw new ApiError({
+          status: 200,
+          code: "bad_response",
+          message: "The server's negotiate answer has no url and accessToken.",
+          retryable: true,
+        });
+      }
+      return { ...data, userId };
+    },
+
+    /** Oldest first: the latest `limit` lines, or the first `limit` newer than `after`. No identity needed. */
     async getMessages(room, { limit = 50, after = null } = {}) {
       const query = new URLSearchParams({ limit: String(limit) });
       if (after) query.set("after", after);
@@ -192,17 +301,72 @@ export async function fetchMissed(api, room, { after, pageSize = 50, maxPages = 
   return { pages, count, complete: false };
 }
 
+/** The longest `Retry-After` the page waits out on its own; a longer one fails the line (Retry stays). */
+export const MAX_RETRY_AFTER_MS = 60000;
+
 /**
- * POSTs a line, retrying transient failures with the same id (safe: the
- * server upserts by id). Validation errors are not retried: the person has to
- * change something. The final error carries `retryable` for the Retry button.
+ * When sending may resume after a 429, shared by all lines of a page so a
+ * burst of lines waits together instead of each hitting the limit again.
  */
-export async function sendMessage(api, room, body, { delays = [1000, 3000], sleep = sleepFor } = {}) {
+export function createRateGate() {
+  return { until: 0 };
+}
+
+/**
+ * POSTs a line, retrying transient failures with the same id (safe: a
+ * repeated POST answers 200 with the stored line). Validation errors and 409
+ * `id_taken` are not retried: the person has to change something.
+ *
+ * A 429 waits at least its `Retry-After` (through `gate`, so other lines wait
+ * too) and tries again with the same id, up to `maxRateLimited` times; the
+ * line stays pending meanwhile and `onWait({ms, until})` reports each wait
+ * (`onWait(null)` when it is over). A `Retry-After` above `maxRetryAfterMs`
+ * is not waited out: the line fails (retryable) with a sentence saying so.
+ * The final error carries `retryable` for the Retry button.
+ */
+export async function sendMessage(
+  api,
+  room,
+  body,
+  {
+    delays = [1000, 3000],
+    sleep = sleepFor,
+    now = Date.now,
+    gate = createRateGate(),
+    maxRateLimited = 10,
+    maxRetryAfterMs = MAX_RETRY_AFTER_MS,
+    onWait = () => {},
+  } = {},
+) {
   let attempt = 0;
+  let limited = 0;
   for (;;) {
+    const blocked = gate.until - now();
+    if (blocked > 0) {
+      onWait({ ms: blocked, until: gate.until });
+      await sleep(blocked);
+      onWait(null);
+      continue; // another line may have pushed the gate further meanwhile
+    }
     try {
       return await api.postMessage(room, body);
     } catch (err) {
+      if (err instanceof ApiError && err.status === 429) {
+        const wait = err.retryAfterMs ?? delays[Math.min(limited, delays.length - 1)] ?? 1000;
+        if (wait > maxRetryAfterMs) {
+          throw new ApiError({
+            status: 429,
+            code: err.code,
+            message: `Sending too fast: the server asks to wait ${Math.ceil(wait / 1000)} s. Try again later.`,
+            retryable: true,
+            retryAfterMs: wait,
+          });
+        }
+        if (limited >= maxRateLimited) throw err;
+        limited += 1;
+        gate.until = Math.max(gate.until, now() + wait);
+        continue;
+      }
       const retryable = err instanceof ApiError ? err.retryable : false;
       if (!retryable || attempt >= delays.length) throw err;
       await sleep(delays[attempt]);
@@ -211,10 +375,14 @@ export async function sendMessage(api, room, body, { delays = [1000, 3000], slee
   }
 }
 
+const NEGOTIATE_PATH = "/negotiate";
+
 /**
- * True for the app's own negotiate endpoint. The SignalR JS client keeps the
- * previous connection's service token and, on every reconnect, sends it as
- * `Authorization: Bearer` to the app's negotiate too (checked in
+ * True for the app's own negotiate endpoint: `/api/negotiate` (what the
+ * SignalR client asks for, from the base URL `/api`) or
+ * `/api/negotiate/<user id>` (the route it is sent to). The SignalR JS client
+ * keeps the previous connection's service token and, on every reconnect,
+ * sends it as `Authorization: Bearer` to the app's negotiate too (checked in
  * @microsoft/signalr 10.0.11, `AccessTokenHttpClient`). That token belongs to
  * the SignalR service and may have expired; it must not go to the app.
  */
@@ -225,25 +393,102 @@ export function isAppNegotiateUrl(url, pageOrigin, apiPath = "/api") {
   } catch {
     return false;
   }
-  return parsed.origin === new URL(pageOrigin).origin && parsed.pathname === `${apiPath}/negotiate`;
+  const base = `${apiPath}${NEGOTIATE_PATH}`;
+  return (
+    parsed.origin === new URL(pageOrigin).origin &&
+    (parsed.pathname === base || parsed.pathname.startsWith(`${base}/`))
+  );
 }
 
-/** Removes a stale service token from a request to the app's negotiate (see above). */
-export function withoutStaleToken(request, pageOrigin) {
-  if (request && request.headers && isAppNegotiateUrl(request.url, pageOrigin)) {
-    for (const name of Object.keys(request.headers)) {
-      if (name.toLowerCase() === "authorization") delete request.headers[name];
-    }
+function dropAuthorization(headers, onlyValue = null) {
+  for (const name of Object.keys(headers)) {
+    if (name.toLowerCase() !== "authorization") continue;
+    if (onlyValue === null || headers[name] === onlyValue) delete headers[name];
+  }
+}
+
+/**
+ * Header hygiene for a request the SignalR client sends. To the app's
+ * negotiate: any `Authorization` (the stale service token) is removed, and
+ * replaced by `Bearer <identityToken>` when one is given. Anywhere else (the
+ * SignalR service): the identity token, should it be there, is removed; the
+ * service's own token stays.
+ */
+export function withoutStaleToken(request, pageOrigin, identityToken = null) {
+  if (!request || !request.headers) return request;
+  if (isAppNegotiateUrl(request.url, pageOrigin)) {
+    dropAuthorization(request.headers);
+    if (identityToken) request.headers.Authorization = `Bearer ${identityToken}`;
+  } else if (identityToken) {
+    dropAuthorization(request.headers, `Bearer ${identityToken}`);
   }
   return request;
 }
 
-/** Reconnect delays for the SignalR client: quick first, then patient, never a storm. */
-export function reconnectDelay(previousRetryCount, { schedule = [0, 2000, 5000, 10000, 20000, 30000], random = Math.random } = {}) {
+/**
+ * The `send(request)` of the HttpClient the page gives the SignalR client.
+ * The app's negotiate never goes through SignalR's own HTTP code: it is
+ * `api.negotiate(session)` (identity token, `/api/negotiate/<id>.<session>`,
+ * a new identity on 401), whatever URL and headers SignalR put on the
+ * request, so the stale service token is dropped and the identity token is
+ * added by us alone. Everything else (the service) goes to `next(request)`
+ * with the identity token stripped should it be there.
+ *
+ * A failed negotiate is reported to `onNegotiateError(err)` (an ApiError: a
+ * 429 carries `retryAfterMs`) before being thrown as `makeError(message,
+ * status)` (SignalR's HttpError), because SignalR rethrows it as a plain
+ * "Failed to complete negotiation" that has lost the status and headers.
+ *
+ * @param {{api: ReturnType<typeof createApi>, session: string, pageOrigin: string,
+ *   next: (request: object) => Promise<object>,
+ *   makeResponse: (statusCode: number, statusText: string, content: string) => object,
+ *   makeError: (message: string, statusCode: number) => Error,
+ *   currentToken?: () => string|null,
+ *   onNegotiate?: (answer: object) => void, onNegotiateError?: (err: Error) => void}} options
+ */
+export function createSignalRSend({
+  api,
+  session,
+  pageOrigin,
+  next,
+  makeResponse,
+  makeError,
+  currentToken = () => null,
+  onNegotiate = () => {},
+  onNegotiateError = () => {},
+}) {
+  return async function send(request) {
+    if (!isAppNegotiateUrl(request.url, pageOrigin)) {
+      return next(withoutStaleToken(request, pageOrigin, currentToken()));
+    }
+    const search = new URL(request.url, pageOrigin).search;
+    let answer;
+    try {
+      answer = await api.negotiate(session, { search });
+    } catch (err) {
+      onNegotiateError(err);
+      throw makeError(err.message, err.status ?? 0);
+    }
+    onNegotiate(answer);
+    const { userId, ...body } = answer;
+    return makeResponse(200, "OK", JSON.stringify(body));
+  };
+}
+
+/**
+ * Reconnect delays for the SignalR client: quick first, then patient, never a
+ * storm. `notBeforeMs`: a negotiate 429's `Retry-After` still to wait (capped
+ * at MAX_RETRY_AFTER_MS), which the delay never undercuts.
+ */
+export function reconnectDelay(
+  previousRetryCount,
+  { schedule = [0, 2000, 5000, 10000, 20000, 30000], random = Math.random, notBeforeMs = 0 } = {},
+) {
   if (previousRetryCount >= schedule.length) return null; // hand over to the app's offline loop
   const base = schedule[previousRetryCount];
   // ±20 % jitter so a room full of browsers does not reconnect in lockstep.
-  return base === 0 ? 0 : Math.round(base * (0.8 + 0.4 * random()));
+  const delay = base === 0 ? 0 : Math.round(base * (0.8 + 0.4 * random()));
+  return Math.max(delay, Math.min(MAX_RETRY_AFTER_MS, Math.max(0, notBeforeMs)));
 }
 
 /** Delay before the next restart attempt once the SignalR client gave up (offline loop). */
@@ -264,6 +509,23 @@ export function newMessageId(cryptoImpl = globalThis.crypto) {
   b[8] = (b[8] & 0x3f) | 0x80;
   const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const SESSION_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/**
+ * This page load's session: 16 characters of [A-Za-z0-9] from
+ * `crypto.getRandomValues` (bytes of 248 and above are drawn again, so every
+ * character is equally likely). The SignalR user id is `<identity>.<session>`.
+ */
+export function newSessionId(cryptoImpl = globalThis.crypto, length = 16) {
+  let out = "";
+  while (out.length < length) {
+    for (const byte of cryptoImpl.getRandomValues(new Uint8Array(length * 2))) {
+      if (byte < 248 && out.length < length) out += SESSION_ALPHABET[byte % 62];
+    }
+  }
+  return out;
 }
 
 /** `?transport=` override (websockets, sse, longpolling) as a SignalR HttpTransportType value. */

@@ -1,8 +1,10 @@
-// Wiring: builds the SignalR connection, the ChatSession (state and
-// connection life cycle, session.js) and the UI (ui.js), and connects them
-// to the browser: location hash, localStorage, online/visibility events.
+// Wiring: builds the identity (identity.js), the SignalR connection, the
+// ChatSession (state and connection life cycle, session.js) and the UI
+// (ui.js), and connects them to the browser: location hash, localStorage,
+// online/visibility events.
 
-import { createApi, reconnectDelay, transportFromQuery, withoutStaleToken } from "./api.js";
+import { createApi, createSignalRSend, newSessionId, reconnectDelay, signalRUserId, transportFromQuery } from "./api.js";
+import { createIdentity, IDENTITY_KEY } from "./identity.js";
 import { ChatSession } from "./session.js";
 import { Status } from "./store.js";
 import { DEFAULT_ROOM, roomFromHash, validateRoom, validateUser } from "./validate.js";
@@ -27,6 +29,13 @@ const storage = {
       /* ignore: see get() */
     }
   },
+  remove(key) {
+    try {
+      globalThis.localStorage.removeItem(key);
+    } catch {
+      /* ignore: see get() */
+    }
+  },
 };
 
 function loadKnownRooms() {
@@ -44,18 +53,35 @@ function loadKnownRooms() {
 /**
  * The SignalR connection to the app's "/api": negotiate there, follow the
  * redirect to the service, any transport (or the one forced by ?transport=).
+ * SignalR asks for `/api/negotiate`; our HttpClient answers that request with
+ * `api.negotiate(session)`, i.e. `POST /api/negotiate/<identity>.<session>`
+ * with the identity token, never SignalR's stale service token (see
+ * api.createSignalRSend). `hooks.notBeforeMs()` is a negotiate 429's wait.
  */
-function buildConnection(signalR) {
+function buildConnection(signalR, { api, session, identity, hooks }) {
   const origin = globalThis.location.origin;
   const logger = {
     log(level, message) {
       if (level >= signalR.LogLevel.Warning) console.warn(`SignalR: ${message}`);
     },
   };
-  /** The default HTTP client minus the stale-token leak on reconnect (see api.withoutStaleToken). */
   class AppHttpClient extends signalR.DefaultHttpClient {
+    constructor(log) {
+      super(log);
+      this.appSend = createSignalRSend({
+        api,
+        session,
+        pageOrigin: origin,
+        next: (request) => super.send(request),
+        makeResponse: (statusCode, statusText, content) => new signalR.HttpResponse(statusCode, statusText, content),
+        makeError: (message, statusCode) => new signalR.HttpError(message, statusCode),
+        currentToken: () => identity.current()?.token ?? null,
+        onNegotiate: (answer) => hooks.onNegotiate(answer),
+        onNegotiateError: (err) => hooks.onNegotiateError(err),
+      });
+    }
     send(request) {
-      return super.send(withoutStaleToken(request, origin));
+      return this.appSend(request);
     }
   }
   const options = { httpClient: new AppHttpClient(logger) };
@@ -64,7 +90,8 @@ function buildConnection(signalR) {
   return new signalR.HubConnectionBuilder()
     .withUrl("/api", options)
     .withAutomaticReconnect({
-      nextRetryDelayInMilliseconds: (ctx) => reconnectDelay(ctx.previousRetryCount),
+      nextRetryDelayInMilliseconds: (ctx) =>
+        reconnectDelay(ctx.previousRetryCount, { notBeforeMs: hooks.notBeforeMs() }),
     })
     .configureLogging(logger)
     .build();
@@ -74,6 +101,16 @@ function start() {
   let session;
   let knownRooms = loadKnownRooms();
   let countdown = null;
+  let negotiatedUserId = null;
+  /** This page load's session: the SignalR user id is `<identity id>.<session>` (api.newSessionId). */
+  const sessionId = newSessionId();
+  const fetchFn = (...args) => globalThis.fetch(...args);
+  const identity = createIdentity({
+    fetch: fetchFn,
+    storage,
+    onChange: (current) => session?.setSelfId(current?.id ?? null),
+  });
+  const api = createApi({ fetch: fetchFn, identity });
 
   const ui = createUi(document, {
     onSend(text) {
@@ -109,11 +146,25 @@ function start() {
   });
 
   const signalR = globalThis.signalR;
-  const connection = signalR ? buildConnection(signalR) : null;
+  const connection = signalR
+    ? buildConnection(signalR, {
+        api,
+        session: sessionId,
+        identity,
+        hooks: {
+          onNegotiate: (answer) => {
+            negotiatedUserId = answer.userId;
+          },
+          onNegotiateError: (err) => session.noteConnectRetryAfter(err.retryAfterMs),
+          notBeforeMs: () => session.connectWaitMs(),
+        },
+      })
+    : null;
 
   session = new ChatSession({
-    api: createApi({ fetch: (...args) => globalThis.fetch(...args) }),
+    api,
     connection,
+    sessionId,
     isOnline: () => globalThis.navigator?.onLine !== false,
     view: {
       render(room, options = {}) {
@@ -137,8 +188,21 @@ function start() {
       },
       notice: (text) => ui.setNotice(text),
       announce: (text) => ui.announce(text),
+      sendStatus: (text) => ui.setSendStatus(text),
     },
   });
+
+  // The identity: from storage, or asked for now, so own lines are known before the first send.
+  session.setSelfId(identity.current()?.id ?? null);
+  identity.get().catch((err) => console.warn(`Could not get an identity: ${err.message}`));
+  // Another tab of this profile replaced the identity (after a 401): follow it.
+  globalThis.addEventListener("storage", (event) => {
+    if (event.key === IDENTITY_KEY || event.key === null) identity.current();
+  });
+  // Lines waiting out a 429 show a countdown: re-render them once a second while any waits.
+  setInterval(() => {
+    if (session.isWaitingToSend()) session.render(session.room);
+  }, 1000);
 
   const saved = validateUser(storage.get(NAME_KEY) ?? "");
   session.name = saved.ok ? saved.value : null;
@@ -208,6 +272,9 @@ function start() {
         connection: session.connState,
         connectionId: connection?.connectionId ?? null,
         joinedWith: session.joinedWith,
+        identityId: session.selfId,
+        session: sessionId,
+        userId: negotiatedUserId ?? (session.selfId ? signalRUserId(session.selfId, sessionId) : null),
       };
     },
     messages: () => session.storeFor(session.room).list().map((m) => ({ ...m })),

@@ -56,3 +56,22 @@ export function retryLabel(retryInMs) {
   const seconds = Math.max(1, Math.round(retryInMs / 1000));
   return `retrying in ${seconds} s`;
 }
+
+/** Characters of the author's identity id shown next to the name. */
+export const AUTHOR_TAG_LENGTH = 4;
+
+/**
+ * The short tag that tells two people with the same display name apart:
+ * "#" and the first 4 characters of the author's identity id ("Ana #k3F9").
+ * Empty for lines without an authorId (stored before identities).
+ */
+export function authorTag(authorId) {
+  if (typeof authorId !== "string" || authorId === "") return "";
+  return `#${[...authorId].slice(0, AUTHOR_TAG_LENGTH).join("")}`;
+}
+
+/** What a person reads while their lines wait out a 429: "Sending too fast: retrying in 7 s". */
+export function rateLimitLabel(waitMs) {
+  const seconds = Math.max(1, Math.ceil((Number(waitMs) || 0) / 1000));
+  return `Sending too fast: retrying in ${seconds} s`;
+}

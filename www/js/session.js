@@ -9,14 +9,21 @@
 // - withAutomaticReconnect re-runs start() from the original URL ("/api"),
 //   so every reconnect negotiates again and gets a new token and a new
 //   connection id (checked in @microsoft/signalr 10.0.11).
-// - Group membership belongs to a connection id, so after every (re)connect
-//   the session joins its room again and fetches what it missed with after=.
+// - The SignalR user id is `<identity id>.<session>`, `session` being this
+//   page load's random 16 characters: join and leave name the session, and
+//   the server adds that user's live connection to the group. Membership
+//   belongs to the connection, so after every (re)connect the session joins
+//   its room again and fetches what it missed with after=. A join answered
+//   404 `unknown_session` (the server sees no live connection for the user)
+//   restarts the connection (a fresh negotiate), then joins again.
+// - "Own" lines are decided by identity (`authorId`), never by display name.
 // - When the client's own retries give up, or the first start() fails, the
 //   session is "offline" and restarts with a capped backoff, at once when the
 //   browser is back online or the person asks.
 
-import { fetchMissed, newMessageId, offlineRetryDelay, sendMessage } from "./api.js";
-import { RoomStore } from "./store.js";
+import { createRateGate, fetchMissed, MAX_RETRY_AFTER_MS, newMessageId, offlineRetryDelay, sendMessage } from "./api.js";
+import { rateLimitLabel } from "./format.js";
+import { RoomStore, Status } from "./store.js";
 import { validateOutgoing } from "./validate.js";
 
 const noop = () => {};
@@ -26,6 +33,8 @@ export class ChatSession {
    * @param {object} options
    * @param {ReturnType<import("./api.js").createApi>} options.api
    * @param {object|null} options.connection  a HubConnection (or null: no live updates)
+   * @param {string} [options.sessionId]  this page load's session (api.newSessionId), sent on join/leave
+   * @param {string|null} [options.selfId]  the identity id, if already known (else setSelfId later)
    * @param {number} [options.pageSize]  history and catch-up page size
    * @param {number} [options.overlapMs] catch-up re-read window (see RoomStore.catchUpCursor)
    * @param {number[]} [options.sendDelays] automatic POST retries
@@ -34,12 +43,15 @@ export class ChatSession {
    * @param {() => boolean} [options.isOnline]
    * @param {() => string} [options.newId]
    * @param {(attempt: number) => number} [options.offlineDelay]
+   * @param {() => number} [options.now]  the clock (ms), for Retry-After
    * @param {object} [options.view] callbacks: render(room, {forceScroll}), connection(state, detail),
-   *   notice(text), announce(text)
+   *   notice(text), announce(text), sendStatus(text) (the rate-limit status; "" clears it)
    */
   constructor({
     api,
     connection = null,
+    sessionId = "",
+    selfId = null,
     pageSize = 50,
     maxCatchUpPages = 40,
     overlapMs = 2000,
@@ -49,8 +61,20 @@ export class ChatSession {
     isOnline = () => true,
     newId = newMessageId,
     offlineDelay = (attempt) => offlineRetryDelay(attempt),
+    now = () => Date.now(),
     view = {},
   }) {
+    this.sessionId = sessionId;
+    this.selfId = selfId;
+    this.now = now;
+    /** Shared by all lines: when sending may resume after a 429. */
+    this.sendGate = createRateGate();
+    /** A negotiate 429's Retry-After: no connect attempt before this time (ms). */
+    this.connectNotBefore = 0;
+    /** Restarts caused by `unknown_session` since the last successful join (backoff after the first). */
+    this.sessionRestarts = 0;
+    this.restarting = false;
+    this.sendStatusText = "";
     this.api = api;
     this.connection = connection;
     this.pageSize = pageSize;
@@ -62,7 +86,7 @@ export class ChatSession {
     this.isOnline = isOnline;
     this.newId = newId;
     this.offlineDelay = offlineDelay;
-    this.view = { render: noop, connection: noop, notice: noop, announce: noop, ...view };
+    this.view = { render: noop, connection: noop, notice: noop, announce: noop, sendStatus: noop, ...view };
 
     this.name = null;
     this.room = null;
@@ -86,22 +110,35 @@ export class ChatSession {
         this.setConnection("reconnecting");
       });
       connection.onreconnected(() => this.onConnected());
-      connection.onclose(() => this.goOffline());
+      connection.onclose(() => {
+        if (!this.restarting) this.goOffline();
+      });
     }
   }
 
   storeFor(room) {
     let store = this.stores.get(room);
     if (!store) {
-      store = new RoomStore(room);
+      store = new RoomStore(room, { selfId: this.selfId });
       this.stores.set(room, store);
     }
     return store;
   }
 
-  /** Own if this browser sent it, or it carries the current display name (there are no accounts). */
+  /** The identity (first issued, or replaced after a 401): lines are re-decided as own or not. */
+  setSelfId(selfId) {
+    this.selfId = selfId ?? null;
+    for (const store of this.stores.values()) {
+      if (store.setSelfId(this.selfId)) this.render(store.room);
+    }
+  }
+
+  /**
+   * Own iff the store says so: typed here and not yet stored, or stored with
+   * `authorId` equal to this browser's identity. The display name plays no part.
+   */
   isOwn(entry) {
-    return Boolean(entry.own) || (this.name !== null && entry.user === this.name);
+    return Boolean(entry.own);
   }
 
   render(room, options = {}) {
@@ -126,7 +163,7 @@ export class ChatSession {
     this.render(room, { forceScroll: true });
     if (previous && previousJoin && this.liveConnectionId() === previousJoin) {
       // A missed leave only costs a few ignored messages (filtered by room).
-      this.api.leaveRoom(previous, previousJoin).catch(noop);
+      this.api.leaveRoom(previous, this.sessionId).catch(noop);
     }
     this.synced = this.syncRoom(this.epoch);
     return this.synced;
@@ -151,9 +188,10 @@ export class ChatSession {
       try {
         const connectionId = this.liveConnectionId();
         if (connectionId && this.joinedWith !== connectionId) {
-          await this.api.joinRoom(room, connectionId);
+          await this.api.joinRoom(room, this.sessionId);
           if (epoch !== this.epoch) return;
           this.joinedWith = connectionId;
+          this.sessionRestarts = 0;
         }
         const after = store.catchUpCursor(this.overlapMs);
         if (after === null) {
@@ -190,6 +228,11 @@ export class ChatSession {
         return;
       } catch (err) {
         if (epoch !== this.epoch) return;
+        if (err && err.code === "unknown_session" && this.liveConnectionId()) {
+          // The server sees no live connection for our user id: a fresh negotiate, then join again.
+          this.restartConnection();
+          return;
+        }
         const wait = Math.min(30000, 2000 * 2 ** attempt);
         this.view.notice(`Could not load messages: ${err.message} Trying again in ${Math.round(wait / 1000)} s.`);
         await this.sleep(wait);
@@ -210,7 +253,7 @@ export class ChatSession {
     const checked = validateOutgoing({ user: this.name, text: rawText, id });
     if (!checked.ok) return { ok: false, message: checked.message };
     const store = this.storeFor(this.room);
-    store.addPending({ id, user: checked.value.user, text: checked.value.text });
+    store.addPending({ id, user: checked.value.user, text: checked.value.text, authorId: this.selfId });
     this.render(this.room, { forceScroll: true });
     return { ok: true, id, delivered: this.deliver(store, id) };
   }
@@ -223,7 +266,13 @@ export class ChatSession {
         this.api,
         store.room,
         { user: entry.user, text: entry.text, id },
-        { delays: this.sendDelays, sleep: this.sleep },
+        {
+          delays: this.sendDelays,
+          sleep: this.sleep,
+          now: this.now,
+          gate: this.sendGate,
+          onWait: (wait) => this.onSendWait(store, id, wait),
+        },
       );
       store.markSent(id, saved);
     } catch (err) {
@@ -231,7 +280,33 @@ export class ChatSession {
         this.view.announce(`Your message was not sent: ${err.message}`);
       }
     }
+    if (!this.isWaitingToSend()) this.setSendStatus("");
     this.render(store.room);
+  }
+
+  /** The rate-limit status line; repeated texts are not passed on (it is a live region). */
+  setSendStatus(text) {
+    if (text === this.sendStatusText) return;
+    this.sendStatusText = text;
+    this.view.sendStatus(text);
+  }
+
+  /** A line waits out a 429 (`wait` = {ms, until}) or stopped waiting (null): the line and the status say so. */
+  onSendWait(store, id, wait) {
+    const changed = store.markWaiting(id, wait ? wait.until : null);
+    if (wait) this.setSendStatus(rateLimitLabel(wait.ms));
+    else if (!this.isWaitingToSend()) this.setSendStatus("");
+    if (changed) this.render(store.room);
+  }
+
+  /** True while some own line is pending behind a 429. */
+  isWaitingToSend() {
+    for (const store of this.stores.values()) {
+      for (const entry of store.entries.values()) {
+        if (entry.status === Status.PENDING && entry.waitUntil !== null && entry.waitUntil !== undefined) return true;
+      }
+    }
+    return false;
   }
 
   /** Retry pressed on a failed line: same id, so the server cannot store it twice. */
@@ -277,6 +352,53 @@ export class ChatSession {
     this.synced = this.syncRoom(this.epoch);
   }
 
+  /** The negotiate answered 429 with `Retry-After` (ms): no connect attempt before it has passed. */
+  noteConnectRetryAfter(ms) {
+    if (typeof ms !== "number" || !(ms > 0)) return;
+    const wait = Math.min(MAX_RETRY_AFTER_MS, ms);
+    this.connectNotBefore = Math.max(this.connectNotBefore, this.now() + wait);
+  }
+
+  /** How long a connect attempt must still wait for a negotiate 429 (0: none). */
+  connectWaitMs() {
+    return Math.max(0, this.connectNotBefore - this.now());
+  }
+
+  /**
+   * The connection is up but the server does not know it (join: 404
+   * `unknown_session`): stop it and start again (fresh negotiate). The first
+   * time at once, then with the offline loop's backoff, so a server that
+   * keeps answering so is not hammered.
+   */
+  async restartConnection() {
+    const connection = this.connection;
+    if (!connection || this.restarting) return;
+    this.restarting = true;
+    this.joinedWith = null;
+    this.epoch += 1;
+    this.setConnection("reconnecting");
+    try {
+      await connection.stop();
+    } catch {
+      /* stopped anyway */
+    } finally {
+      this.restarting = false;
+    }
+    const n = this.sessionRestarts;
+    this.sessionRestarts += 1;
+    const wait = Math.max(n === 0 ? 0 : this.offlineDelay(n - 1), this.connectWaitMs());
+    if (wait === 0) {
+      await this.connectNow();
+      return;
+    }
+    this.clearOfflineTimer();
+    this.retryAt = Date.now() + wait;
+    this.offlineTimer = this.timer.set(() => {
+      this.offlineTimer = null;
+      return this.connectNow({ scheduled: true });
+    }, wait);
+  }
+
   clearOfflineTimer() {
     if (this.offlineTimer !== null) this.timer.clear(this.offlineTimer);
     this.offlineTimer = null;
@@ -291,22 +413,32 @@ export class ChatSession {
       this.setConnection("offline"); // handleOnline() restarts us
       return;
     }
-    const wait = this.offlineDelay(this.offlineAttempt);
+    // Never sooner than a negotiate 429's Retry-After.
+    const wait = Math.max(this.offlineDelay(this.offlineAttempt), this.connectWaitMs());
     this.offlineAttempt += 1;
     this.retryAt = Date.now() + wait;
     this.setConnection("offline", { retryInMs: wait });
     this.offlineTimer = this.timer.set(() => {
       this.offlineTimer = null;
-      this.connectNow();
+      return this.connectNow({ scheduled: true });
     }, wait);
   }
 
-  /** Starts the connection if it is fully stopped (a full start(): fresh negotiate). */
-  async connectNow() {
+  /**
+   * Starts the connection if it is fully stopped (a full start(): fresh
+   * negotiate). While a negotiate 429's Retry-After runs, it schedules the
+   * attempt for afterwards instead.
+   */
+  async connectNow({ scheduled = false } = {}) {
     const connection = this.connection;
     if (!connection) return;
     this.clearOfflineTimer();
     if (connection.state !== "Disconnected") return; // connecting, live or auto-reconnecting
+    // `scheduled`: our own timer, set for at least the wait; anyone else must not undercut a 429.
+    if (!scheduled && this.connectWaitMs() > 0) {
+      this.goOffline(); // a negotiate 429 asked us to wait: schedule the attempt after it
+      return;
+    }
     this.setConnection(this.connState === "offline" ? "reconnecting" : "connecting");
     try {
       await connection.start();

@@ -19,7 +19,16 @@ export const Status = Object.freeze({
 
 const FIELDS = ["id", "room", "user", "text", "createdAt"];
 
-/** True for an object with the five public message fields as strings. */
+/** The author's identity id, or null (messages stored before identities have none). */
+export function authorIdOf(message) {
+  const id = message ? message.authorId : null;
+  return typeof id === "string" && id !== "" ? id : null;
+}
+
+/**
+ * True for an object with the five public message fields as strings
+ * (`authorId` is optional: lines stored before identities lack it).
+ */
 export function isMessage(value) {
   return (
     value !== null &&
@@ -72,12 +81,15 @@ export function compareMessages(a, b) {
 export class RoomStore {
   /**
    * @param {string} room
-   * @param {{maxConfirmed?: number}} [options] confirmed lines kept in memory;
-   *   the oldest confirmed ones are dropped first, own unconfirmed ones never.
+   * @param {{maxConfirmed?: number, selfId?: string|null}} [options] `maxConfirmed`: confirmed
+   *   lines kept in memory; the oldest confirmed ones are dropped first, own
+   *   unconfirmed ones never. `selfId`: this browser's identity id.
    */
-  constructor(room, { maxConfirmed = 500 } = {}) {
+  constructor(room, { maxConfirmed = 500, selfId = null } = {}) {
     this.room = room;
     this.maxConfirmed = maxConfirmed;
+    /** Identity id of this browser: a stored line is own iff its authorId equals it. */
+    this.selfId = selfId;
     /** @type {Map<string, object>} */
     this.entries = new Map();
     this.seq = 0;
@@ -106,32 +118,77 @@ export class RoomStore {
     this.sorted = null;
   }
 
-  /** Shows an own line at once, before the server has it. */
-  addPending({ id, user, text }) {
+  /**
+   * Whether a line the server has is own: decided by identity, never by
+   * display name. No `authorId` (stored before identities) or no identity
+   * yet: not own.
+   */
+  isMine(message) {
+    const author = authorIdOf(message);
+    return author !== null && this.selfId !== null && author === this.selfId;
+  }
+
+  /** The identity changed (first issued, or replaced after a 401): re-decide the stored lines. */
+  setSelfId(selfId) {
+    this.selfId = selfId ?? null;
+    let changed = false;
+    for (const entry of this.entries.values()) {
+      if (entry.status === Status.PENDING || entry.status === Status.FAILED) continue; // typed here: own
+      const own = this.isMine(entry);
+      if (entry.own !== own) {
+        entry.own = own;
+        changed = true;
+      }
+    }
+    if (changed) this.#changed();
+    return changed;
+  }
+
+  /** Shows an own line at once, before the server has it (own until the server answers). */
+  addPending({ id, user, text, authorId = null }) {
     if (this.entries.has(id)) return false;
     this.seq += 1;
     this.entries.set(id, {
       id,
       room: this.room,
       user,
+      authorId: authorId ?? this.selfId,
       text,
       createdAt: null,
       status: Status.PENDING,
       own: true,
       error: null,
       retryable: false,
+      waitUntil: null,
       seq: this.seq,
     });
     this.#changed();
     return true;
   }
 
-  /** SaveChat answered 201 with the stored message. */
+  /** SaveChat answered 201 (or 200: already stored) with the stored message. */
   markSent(id, stored) {
     const entry = this.entries.get(id);
     if (!entry || !isMessage(stored) || stored.id !== id) return false;
     if (entry.status === Status.CONFIRMED) return false; // the feed was faster
-    Object.assign(entry, pick(stored), { status: Status.SENT, error: null, retryable: false });
+    Object.assign(entry, pick(stored), {
+      status: Status.SENT,
+      own: this.isMine(stored),
+      error: null,
+      retryable: false,
+      waitUntil: null,
+    });
+    this.#changed();
+    return true;
+  }
+
+  /** A pending line waits out a 429 until `until` (ms since the epoch), or no longer (null). */
+  markWaiting(id, until) {
+    const entry = this.entries.get(id);
+    if (!entry || entry.status !== Status.PENDING) return false;
+    const next = until ?? null;
+    if (entry.waitUntil === next) return false;
+    entry.waitUntil = next;
     this.#changed();
     return true;
   }
@@ -140,7 +197,12 @@ export class RoomStore {
   markFailed(id, { message, retryable }) {
     const entry = this.entries.get(id);
     if (!entry || entry.status === Status.CONFIRMED || entry.status === Status.SENT) return false;
-    Object.assign(entry, { status: Status.FAILED, error: message, retryable: Boolean(retryable) });
+    Object.assign(entry, {
+      status: Status.FAILED,
+      error: message,
+      retryable: Boolean(retryable),
+      waitUntil: null,
+    });
     this.#changed();
     return true;
   }
@@ -165,28 +227,37 @@ export class RoomStore {
 
   /**
    * A message from the feed, history or catch-up. Unknown ids are added;
-   * a known id becomes confirmed with the server's fields. Messages of other
-   * rooms and malformed objects are ignored.
+   * a known id becomes confirmed with the server's fields, and the stored
+   * `authorId` decides whether it is own (a pending copy with the same id
+   * does not: someone else may hold that id). Messages of other rooms and
+   * malformed objects are ignored.
    */
   receive(message) {
     if (!isMessage(message) || message.room !== this.room) return false;
     const entry = this.entries.get(message.id);
+    const own = this.isMine(message);
     if (entry) {
       const same =
-        entry.status === Status.CONFIRMED && FIELDS.every((f) => entry[f] === message[f]);
+        entry.status === Status.CONFIRMED &&
+        entry.own === own &&
+        FIELDS.every((f) => entry[f] === message[f]) &&
+        entry.authorId === authorIdOf(message);
       if (same) return false; // at-least-once delivery: a duplicate
       Object.assign(entry, pick(message), {
         status: Status.CONFIRMED,
+        own,
         error: null,
         retryable: false,
+        waitUntil: null,
       });
     } else {
       this.entries.set(message.id, {
         ...pick(message),
         status: Status.CONFIRMED,
-        own: false,
+        own,
         error: null,
         retryable: false,
+        waitUntil: null,
         seq: 0,
       });
       this.#trim();
@@ -248,5 +319,6 @@ export class RoomStore {
 function pick(message) {
   const out = {};
   for (const f of FIELDS) out[f] = message[f];
+  out.authorId = authorIdOf(message);
   return out;
 }

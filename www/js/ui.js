@@ -3,7 +3,7 @@
 // The UI holds no chat state: app.js owns it and calls these functions.
 
 import { Status } from "./store.js";
-import { connectionLabel, formatFull, formatStamp, retryLabel } from "./format.js";
+import { authorTag, connectionLabel, formatFull, formatStamp, rateLimitLabel, retryLabel } from "./format.js";
 
 const STATUS_WORDS = {
   [Status.PENDING]: "Sending…",
@@ -57,6 +57,7 @@ export function createUi(doc, handlers) {
     text: $("composer-text"),
     count: $("composer-count"),
     composerError: $("composer-error"),
+    sendStatus: $("send-status"),
     nameDialog: $("name-dialog"),
     nameForm: $("name-form"),
     nameInput: $("name-input"),
@@ -189,11 +190,14 @@ export function createUi(doc, handlers) {
     const li = el(doc, "li", "message");
     li.dataset.id = entry.id;
     const meta = el(doc, "p", "meta");
-    const author = el(doc, "span", "author");
+    // `.author` stays the bare display name (tests/e2e read it); the tag from the
+    // author's identity id tells two people with the same name apart.
+    const author = el(doc, "span", "author author-name");
+    const tag = el(doc, "span", "author-tag");
     const you = el(doc, "span", "you", " (you)");
     const time = el(doc, "time", "stamp");
     const state = el(doc, "span", "state");
-    meta.append(author, you, " ", time, " ", state);
+    meta.append(author, tag, you, " ", time, " ", state);
     const text = el(doc, "p", "text");
     const problem = el(doc, "p", "problem");
     const reason = el(doc, "span", "reason");
@@ -205,20 +209,25 @@ export function createUi(doc, handlers) {
     edit.dataset.action = "edit";
     problem.append(reason, " ", retry, " ", edit);
     li.append(meta, text, problem);
-    li._parts = { author, you, time, state, text, problem, reason, retry, edit };
+    li._parts = { author, tag, you, time, state, text, problem, reason, retry, edit };
     li._key = "";
     return li;
   }
 
   function updateItem(li, entry, isOwn, now) {
     // Skip DOM writes when nothing visible changed (renders happen per message).
-    const key = [entry.user, entry.text, entry.createdAt, entry.status, entry.error, entry.retryable, isOwn].join("\u0000");
+    const waiting = entry.status === Status.PENDING && entry.waitUntil ? rateLimitLabel(entry.waitUntil - now.getTime()) : "";
+    const key = [entry.user, entry.authorId, entry.text, entry.createdAt, entry.status, entry.error, entry.retryable, isOwn, waiting].join("\u0000");
     if (li._key === key) return;
     li._key = key;
     const p = li._parts;
     li.classList.toggle("own", isOwn);
     li.dataset.status = entry.status;
     p.author.textContent = entry.user;
+    const tag = authorTag(entry.authorId);
+    p.tag.textContent = tag;
+    p.tag.hidden = tag === "";
+    p.tag.title = tag ? `Identity ${entry.authorId}` : "";
     p.you.hidden = !isOwn;
     p.text.textContent = entry.text;
     if (entry.createdAt) {
@@ -230,7 +239,7 @@ export function createUi(doc, handlers) {
       p.time.hidden = true;
       p.time.textContent = "";
     }
-    p.state.textContent = STATUS_WORDS[entry.status] ?? "";
+    p.state.textContent = waiting || (STATUS_WORDS[entry.status] ?? "");
     p.state.hidden = p.state.textContent === "";
     const failed = entry.status === Status.FAILED;
     p.problem.hidden = !failed;
@@ -331,6 +340,12 @@ export function createUi(doc, handlers) {
       nodes.connectionRetry.textContent = detail.note ?? (state === "offline" ? retryLabel(detail.retryInMs) : "");
       // Without a retry schedule (e.g. the SignalR library is missing) there is nothing to hurry.
       nodes.reconnectNow.hidden = state !== "offline" || detail.note !== undefined;
+    },
+
+    /** The rate-limit status under the composer ("Sending too fast: retrying in 7 s"); "" hides it. */
+    setSendStatus(message) {
+      const text = message ?? "";
+      if (nodes.sendStatus.textContent !== text) nodes.sendStatus.textContent = text;
     },
 
     showComposerError(message) {
