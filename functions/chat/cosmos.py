@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from azure.core.exceptions import AzureError
@@ -74,15 +74,38 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, CosmosC
 
 def container(name: str, environ: Mapping[str, str] = os.environ) -> ContainerProxy:
     """A proxy for `chat/<name>`; making it does no I/O."""
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.setdefault(loop, {})
     key = environ.get(SETTING) or environ.get(f"{SETTING}__accountEndpoint", "")
     client = per_loop.get(key)
     if client is None:
         client = per_loop[key] = _client(environ)
+        _close_at_loop_shutdown(loop, client)
     return client.get_database_client(DATABASE).get_container_client(name)
 
 
+async def _closing(client: CosmosClient) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.close()
+
+
+# Kept only so that a parked generator is not garbage-collected (and so closed) before its loop ends.
+_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, client: CosmosClient) -> None:
+    """The worker gives an app no shutdown hook, so a pooled client would be left open when the loop ends
+    (aiohttp's "Unclosed client session" at every stop). An async generator parked at its `yield` is one:
+    `asyncio.run` (the worker's and the local host's way to run the loop) closes every such generator in
+    `shutdown_asyncgens` before closing the loop, and the generator's `finally` closes the client."""
+    closer = _closing(client)
+    _closers.setdefault(loop, []).append(closer)
+    loop.create_task(closer.__anext__())
+
+
 async def close() -> None:
-    """Close this loop's clients (tests; the worker gives an app no shutdown hook)."""
+    """Close this loop's clients now (tests that stop the store they point at)."""
     for client in _clients.pop(asyncio.get_running_loop(), {}).values():
         await client.close()
