@@ -4,10 +4,10 @@ Starts the Cosmos DB emulator (8081) and the local Functions host (7071) serving
 event loop, and the SignalR Service emulator (8888) in a child process of its own, so its WebSocket
 fan-out runs on another core (`--one-process` keeps all three on one loop, as it used to be). The
 Cosmos DB emulator and the host must share a process: its change notification wakes the host's
-change-feed trigger in-process. Creates database `chat` with containers `messages` (/room) and
-`leases` (/id) and `control` (/id) if missing; the host's connection settings follow the ports chosen here. Data lives in
-`.data/` and survives restarts (`--in-memory` keeps none). Ctrl-C or SIGTERM stops everything
-cleanly; if the SignalR emulator's process dies, that is reported and everything stops (exit 1).
+change-feed trigger in-process. Creates database `chat` with containers `messages` (/room),
+`leases` (/id) and `control` (/id) if missing; the host's connection settings follow the ports chosen
+here. Data lives in `.data/` and survives restarts (`--in-memory` keeps none). Ctrl-C or SIGTERM stops
+everything cleanly; if the SignalR emulator's process dies, that is reported and everything stops (exit 1).
 """
 
 from __future__ import annotations
