@@ -1,10 +1,11 @@
 """A load-generator process: N chat clients (WebSocket, SignalR JSON protocol) that time every delivery.
 
-Each client does what the web client does — `POST /api/negotiate` on the app, the SignalR negotiate
-with the returned url and token, a WebSocket with the hub handshake, `POST /api/rooms/{room}/join` —
+Each client does what the web client does — `POST /api/identities` for an identity of its own,
+`POST /api/negotiate/{userId}` as it on the app, the SignalR negotiate with the returned url and token, a
+WebSocket with the hub handshake, `POST /api/rooms/{room}/join` as it (calls of `emulators.smoke`) —
 but the socket is a small `asyncio.Protocol` rather than an aiohttp WebSocket: at 30,000 deliveries/s
 the measuring side must cost a few microseconds per frame, or the load generator, not the server,
-sets the figure. HTTP (negotiate, join) goes through aiohttp.
+sets the figure. HTTP (identity, negotiate, join) goes through aiohttp.
 
 A posted message carries its own send time: its text is ``b<phase>:<seq>:<monotonic_ns>:xxx…``.
 CLOCK_MONOTONIC is one clock for every process on the machine, so arrival minus send time is the
@@ -35,6 +36,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+
+from emulators.smoke import group_action, negotiate, new_identity
 
 RS = b"\x1e"
 TEXT_MARK = b'"text":"b'
@@ -144,16 +147,16 @@ class ChatSocket(asyncio.Protocol):
             if n == 126:
                 if size - pos < 4:
                     break
-                n = int.from_bytes(buf[pos + 2: pos + 4], "big")
+                n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
                 head = 4
             elif n == 127:
                 if size - pos < 10:
                     break
-                n = int.from_bytes(buf[pos + 2: pos + 10], "big")
+                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 head = 10
             if size - pos < head + n:
                 break
-            payload = bytes(buf[pos + head: pos + head + n])
+            payload = bytes(buf[pos + head : pos + head + n])
             pos += head + n
             opcode = b0 & 0x0F
             if opcode in (0x1, 0x2, 0x0):
@@ -182,7 +185,7 @@ class ChatSocket(asyncio.Protocol):
                 return
             self.state = "open"
             self.ready.set_result(None)
-            payload = payload[end + 1:]
+            payload = payload[end + 1 :]
         start = 0
         while True:
             at = payload.find(TEXT_MARK, start)
@@ -190,7 +193,7 @@ class ChatSocket(asyncio.Protocol):
                 return
             end = payload.find(b'"', at + 9)
             start = end
-            self._delivery(payload[at + 9: end], time.monotonic_ns())
+            self._delivery(payload[at + 9 : end], time.monotonic_ns())
 
     def _delivery(self, text: bytes, now_ns: int) -> None:
         parts = text.split(b":", 3)
@@ -211,7 +214,7 @@ class ChatSocket(asyncio.Protocol):
 
 
 class Client:
-    """One chat client: its socket, its room and its SignalR connection id."""
+    """One chat client: its socket, its room and its SignalR connection id (for the report)."""
 
     def __init__(self, room: str, sock: ChatSocket, connection_id: str) -> None:
         self.room = room
@@ -227,10 +230,9 @@ def negotiate_url(url: str) -> str:
 
 
 async def open_client(http: aiohttp.ClientSession, base: str, room: str, tally: Tally) -> Client:
-    async with http.post(f"{base}/api/negotiate") as r:
-        if r.status != 200:
-            raise RuntimeError(f"negotiate answered {r.status}: {(await r.text())[:200]}")
-        info = await r.json(content_type=None)
+    """Every client is its own identity, so the app's default negotiate limit (per identity) holds."""
+    who = await new_identity(http, base)
+    info = await negotiate(http, base, who)
     url, token = info["url"], info["accessToken"]
     async with http.post(negotiate_url(url), headers={"Authorization": f"Bearer {token}"}) as r:
         if r.status != 200:
@@ -240,23 +242,25 @@ async def open_client(http: aiohttp.ClientSession, base: str, room: str, tally: 
     conn_token = conn.get("connectionToken") or conn["connectionId"]
     path = f"{parts.path or '/'}?{parts.query}&id={conn_token}&access_token={token}"
     key = base64.b64encode(os.urandom(16)).decode()
-    request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
     loop = asyncio.get_running_loop()
     host, _, port = parts.netloc.partition(":")
     _, sock = await loop.create_connection(lambda: ChatSocket(tally, request), host, int(port or 80))
     await asyncio.wait_for(sock.ready, 30)
-    async with http.post(f"{base}/api/rooms/{room}/join", json={"connectionId": conn["connectionId"]}) as r:
-        if r.status != 202:
-            raise RuntimeError(f"join answered {r.status}: {(await r.text())[:200]}")
+    await group_action(http, base, room, who, "join")
     return Client(room, sock, conn["connectionId"])
 
 
-async def open_all(base: str, count: int, rooms: list[str], first: int, concurrency: int,
-                   tally: Tally) -> list[Client]:
+async def open_all(
+    base: str, count: int, rooms: list[str], first: int, concurrency: int, tally: Tally
+) -> list[Client]:
     """Client i (counting from `first` across processes) joins rooms[i % len(rooms)]."""
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
-                                 timeout=aiohttp.ClientTimeout(total=60))
+    http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), timeout=aiohttp.ClientTimeout(total=60)
+    )
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> Client:
@@ -282,13 +286,14 @@ async def keep_alive(clients: list[Client], interval: float = 10.0) -> None:
     while True:
         n = len(clients)
         for start in range(0, max(n, 1), chunk):
-            for c in clients[start:start + chunk]:
+            for c in clients[start : start + chunk]:
                 c.sock.send(PING_RECORD)
             await asyncio.sleep(interval * min(chunk, n) / max(n, 1) if n else interval)
 
 
-def report(clients: list[Client], tally: Tally, acked: dict[str, list[int]],
-           out: str | None) -> dict[str, Any]:
+def report(
+    clients: list[Client], tally: Tally, acked: dict[str, list[int]], out: str | None
+) -> dict[str, Any]:
     missing = 0
     dups = 0
     closed = 0
@@ -305,8 +310,14 @@ def report(clients: list[Client], tally: Tally, acked: dict[str, list[int]],
     if out:
         with open(out, "wb") as f:
             tally.latencies.tofile(f)
-    return {"deliveries": tally.deliveries, "missing": missing, "duplicates": dups, "stray": tally.stray,
-            "closed": closed, "examples": examples}
+    return {
+        "deliveries": tally.deliveries,
+        "missing": missing,
+        "duplicates": dups,
+        "stray": tally.stray,
+        "closed": closed,
+        "examples": examples,
+    }
 
 
 def cpu_seconds() -> float:

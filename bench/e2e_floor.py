@@ -1,9 +1,11 @@
 """The floor: the least a server on the same libraries (aiohttp) must do to be this chat.
 
-It answers the chat's own client flow — `POST /api/negotiate` → `{url, accessToken}`, the SignalR
-negotiate, a WebSocket with the JSON hub handshake, `POST /api/rooms/{room}/join` — so the very same
-load generator drives it. `POST /api/rooms/{room}/messages` builds the message document as SaveChat
-does (id, room, user, text, createdAt), serialises the `newMessage` invocation once and writes it
+It answers the chat's own client flow — `POST /api/identities` → `{id, token}`,
+`POST /api/negotiate/{userId}` → `{url, accessToken}`, the SignalR negotiate, a WebSocket with the JSON hub
+handshake, `POST /api/rooms/{room}/join` (the caller's connections, by its `Authorization`) — so the very
+same load generator drives it. Its identities are unsigned (`floor.<id>`): no HMAC, no rate limit.
+`POST /api/rooms/{room}/messages` builds the message document as SaveChat does (id, room, user, authorId,
+text, createdAt), serialises the `newMessage` invocation once and writes it
 to every socket of the room, then answers 201. No storage, no change feed, no SignalR service hop,
 no validation beyond JSON: whatever the real stack costs above this is the price of durability and
 of the serverless split.
@@ -24,23 +26,41 @@ from aiohttp import web
 HANDSHAKE_OK = "{}\x1e"
 
 
+def _caller(request: web.Request) -> str:
+    return request.headers.get("Authorization", "").rpartition("floor.")[2]
+
+
 class Floor:
     def __init__(self) -> None:
         self.connections: dict[str, web.WebSocketResponse] = {}
+        self.users: dict[str, set[web.WebSocketResponse]] = {}
         self.rooms: dict[str, set[web.WebSocketResponse]] = {}
 
+    async def identity(self, request: web.Request) -> web.Response:
+        user = uuid.uuid4().hex
+        return web.json_response({"id": user, "token": f"floor.{user}"}, status=201)
+
     async def negotiate(self, request: web.Request) -> web.Response:
+        user = request.match_info["user"]
+        if _caller(request) != user:
+            return web.json_response({"error": "wrong identity"}, status=403)
         host = request.host
-        return web.json_response({"url": f"http://{host}/client/?hub=chat", "accessToken": "floor"})
+        return web.json_response({"url": f"http://{host}/client/?hub=chat", "accessToken": user})
 
     async def signalr_negotiate(self, request: web.Request) -> web.Response:
         cid = uuid.uuid4().hex
-        return web.json_response({"connectionId": cid, "connectionToken": cid, "negotiateVersion": 1,
-                                  "availableTransports": [{"transport": "WebSockets",
-                                                           "transferFormats": ["Text"]}]})
+        return web.json_response(
+            {
+                "connectionId": cid,
+                "connectionToken": cid,
+                "negotiateVersion": 1,
+                "availableTransports": [{"transport": "WebSockets", "transferFormats": ["Text"]}],
+            }
+        )
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         cid = request.query.get("id", "")
+        user = request.query.get("access_token", "")
         ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 16)
         await ws.prepare(request)
         try:
@@ -50,20 +70,21 @@ class Floor:
                 return ws
             await ws.send_str(HANDSHAKE_OK)
             self.connections[cid] = ws
+            self.users.setdefault(user, set()).add(ws)
             async for _ in ws:  # pings; nothing to answer
                 pass
         finally:
             self.connections.pop(cid, None)
+            self.users.get(user, set()).discard(ws)
             for members in self.rooms.values():
                 members.discard(ws)
         return ws
 
     async def join(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        ws = self.connections.get(body.get("connectionId", ""))
-        if ws is None:
-            return web.json_response({"error": "unknown connectionId"}, status=404)
-        self.rooms.setdefault(request.match_info["room"], set()).add(ws)
+        sockets = self.users.get(_caller(request))
+        if not sockets:
+            return web.json_response({"error": "not connected"}, status=404)
+        self.rooms.setdefault(request.match_info["room"], set()).update(sockets)
         return web.Response(status=202)
 
     async def post(self, request: web.Request) -> web.Response:
@@ -71,10 +92,18 @@ class Floor:
         body = await request.json()
         now = datetime.now(UTC)
         created = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-        doc = {"id": body.get("id") or str(uuid.uuid4()), "room": room, "user": body["user"],
-               "text": body["text"], "createdAt": created}
-        record = json.dumps({"type": 1, "target": "newMessage", "arguments": [doc]},
-                            separators=(",", ":")) + "\x1e"
+        doc = {
+            "id": body.get("id") or str(uuid.uuid4()),
+            "room": room,
+            "user": body["user"],
+            "authorId": _caller(request),
+            "text": body["text"],
+            "createdAt": created,
+        }
+        record = (
+            json.dumps({"type": 1, "target": "newMessage", "arguments": [doc]}, separators=(",", ":"))
+            + "\x1e"
+        )
         for ws in list(self.rooms.get(room, ())):
             if not ws.closed:
                 await ws.send_str(record)
@@ -84,7 +113,8 @@ class Floor:
 def make_app() -> web.Application:
     floor = Floor()
     app = web.Application()
-    app.router.add_post("/api/negotiate", floor.negotiate)
+    app.router.add_post("/api/identities", floor.identity)
+    app.router.add_post("/api/negotiate/{user}", floor.negotiate)
     app.router.add_post("/client/negotiate", floor.signalr_negotiate)
     app.router.add_get("/client/", floor.connect)
     app.router.add_post("/api/rooms/{room}/join", floor.join)

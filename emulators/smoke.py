@@ -1,9 +1,13 @@
 """`python -m emulators.smoke URL`: one round trip through a running Cosmic Chat, local or deployed.
 
-negotiate → connect with pysignalr → join a fresh room → post a message → wait until it comes back
-through the change feed and SignalR → fetch the room's history → print the round-trip time.
-Exits 0 on success, 1 with a one-line reason on any failure. The deploy workflow runs it after
-`pulumi up`; `make test` runs it against the local stack.
+get an identity → negotiate as it → connect with pysignalr → join a fresh room → post a message →
+wait until it comes back through the change feed and SignalR → fetch the room's history → print the
+round-trip time. Exits 0 on success, 1 with a one-line reason on any failure. The deploy workflow runs
+it after `pulumi up`; `make test` runs it against the local stack.
+
+Its client calls (`new_identity`, `negotiate`, `group_action`, `post_message`) are the one Python home of
+the app's client contract (docs/api.md): the tests and benchmarks use them too, so that a change of the
+contract is made here once.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import aiohttp
 from pysignalr.client import SignalRClient
@@ -28,9 +33,21 @@ class SmokeFailure(RuntimeError):
     """A step failed; the message says which and why."""
 
 
+@dataclass(frozen=True)
+class Identity:
+    """A server-issued identity (`POST /api/identities`): every call but History is made as one."""
+
+    id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 class Listener:
-    """A pysignalr client that collects `newMessage` arguments (and exposes its connection id,
-    which JoinRoom needs and pysignalr keeps to itself)."""
+    """A pysignalr client that collects `newMessage` arguments (and exposes its connection id, which
+    pysignalr keeps to itself: JoinRoom no longer takes one, but a test may name it, e.g. as an attacker)."""
 
     def __init__(self, url: str, access_token: str, target: str = "newMessage") -> None:
         self.url = url
@@ -38,8 +55,9 @@ class Listener:
         self.messages: list[Any] = []
         self._changed = asyncio.Event()
         self._opened = asyncio.Event()
-        self._client = SignalRClient(url, headers={"Authorization": f"Bearer {access_token}"},
-                                     retry_count=3, retry_sleep=0.2)
+        self._client = SignalRClient(
+            url, headers={"Authorization": f"Bearer {access_token}"}, retry_count=3, retry_sleep=0.2
+        )
         self._client.on(target, self._on_message)
         self._client.on_open(self._on_open)
         self._task: asyncio.Task[None] | None = None
@@ -62,8 +80,9 @@ class Listener:
     async def start(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         self._task = asyncio.create_task(self._client.run())
         opened = asyncio.create_task(self._opened.wait())
-        done, _ = await asyncio.wait({opened, self._task}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {opened, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if opened not in done:
             opened.cancel()
             if self._task in done and self._task.exception() is not None:
@@ -89,14 +108,14 @@ class Listener:
             self._task = None
 
 
-async def _call(http: aiohttp.ClientSession, method: str, url: str, expect: int, step: str,
-                **kw: Any) -> Any:
+async def _call(http: aiohttp.ClientSession, method: str, url: str, expect: int, step: str, **kw: Any) -> Any:
     try:
         async with http.request(method, url, **kw) as r:
             text = await r.text()
             if r.status != expect:
                 raise SmokeFailure(
-                    f"{step}: {method} {url} answered {r.status} (expected {expect}): {text[:200]}")
+                    f"{step}: {method} {url} answered {r.status} (expected {expect}): {text[:200]}"
+                )
             return json.loads(text) if text else None
     except aiohttp.ClientError as e:
         raise SmokeFailure(f"{step}: {method} {url} failed: {type(e).__name__}: {e}") from None
@@ -104,6 +123,64 @@ async def _call(http: aiohttp.ClientSession, method: str, url: str, expect: int,
         raise SmokeFailure(f"{step}: {method} {url} did not answer within the step's time limit") from None
     except json.JSONDecodeError:
         raise SmokeFailure(f"{step}: {method} {url} did not answer JSON") from None
+
+
+async def new_identity(http: aiohttp.ClientSession, base: str, step: str = "identity") -> Identity:
+    """`POST /api/identities` → 201 `{id, token}`."""
+    got = await _call(http, "POST", f"{base}/api/identities", 201, step)
+    if not isinstance(got, dict) or not all(isinstance(got.get(k), str) for k in ("id", "token")):
+        raise SmokeFailure(f"{step}: the answer lacks id/token")
+    return Identity(got["id"], got["token"])
+
+
+async def negotiate(
+    http: aiohttp.ClientSession, base: str, who: Identity, step: str = "negotiate"
+) -> dict[str, str]:
+    """`POST /api/negotiate/{userId}` as `who` (its own id: anyone else's is a 403) → `{url, accessToken}`."""
+    info = await _call(
+        http, "POST", f"{base}/api/negotiate/{quote(who.id, safe='')}", 200, step, headers=who.headers
+    )
+    if not isinstance(info, dict) or not info.get("url") or not info.get("accessToken"):
+        raise SmokeFailure(f"{step}: the answer lacks url/accessToken")
+    return info
+
+
+async def group_action(
+    http: aiohttp.ClientSession,
+    base: str,
+    room: str,
+    who: Identity,
+    action: str = "join",
+    step: str | None = None,
+) -> None:
+    """`POST /api/rooms/{room}/join|leave` with `{}`: moves `who`'s own SignalR connections (202)."""
+    await _call(
+        http,
+        "POST",
+        f"{base}/api/rooms/{room}/{action}",
+        202,
+        step or f"{action} room",
+        json={},
+        headers=who.headers,
+    )
+
+
+async def post_message(
+    http: aiohttp.ClientSession,
+    base: str,
+    room: str,
+    who: Identity,
+    body: dict[str, Any],
+    step: str = "post message",
+    expect: int = 201,
+) -> dict[str, Any]:
+    """`POST /api/rooms/{room}/messages` as `who` (JSON): the stored message (201; 200 for a retry)."""
+    stored = await _call(
+        http, "POST", f"{base}/api/rooms/{room}/messages", expect, step, json=body, headers=who.headers
+    )
+    if not isinstance(stored, dict):
+        raise SmokeFailure(f"{step}: the answer is not a message")
+    return stored
 
 
 async def run(base: str, timeout: float = 15.0) -> dict[str, Any]:  # noqa: ASYNC109
@@ -116,25 +193,25 @@ async def run(base: str, timeout: float = 15.0) -> dict[str, Any]:  # noqa: ASYN
     message_id = str(uuid.uuid4())
     http_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(timeout=http_timeout) as http:
-        info = await _call(http, "POST", f"{base}/api/negotiate", 200, "negotiate")
-        if not isinstance(info, dict) or not info.get("url") or not info.get("accessToken"):
-            raise SmokeFailure("negotiate: the answer lacks url/accessToken")
+        who = await new_identity(http, base)
+        info = await negotiate(http, base, who)
         listener = Listener(info["url"], info["accessToken"])
         try:
             await listener.start(timeout)
-            await _call(http, "POST", f"{base}/api/rooms/{room}/join", 202, "join room",
-                        json={"connectionId": listener.connection_id})
+            await group_action(http, base, room, who, "join")
             sent = time.perf_counter()
             body = {"id": message_id, "user": "smoke", "text": f"smoke test {room}"}
-            stored = await _call(http, "POST", f"{base}/api/rooms/{room}/messages", 201, "post message",
-                                 json=body)
-            if not isinstance(stored, dict) or stored.get("id") != message_id:
-                raise SmokeFailure(f"post message: the answer does not echo id {message_id}")
-            arrived = await listener.wait_for(lambda ms: any(isinstance(m, dict) and m.get("id") == message_id
-                                                             for m in ms), timeout)
+            stored = await post_message(http, base, room, who, body)
+            if stored.get("id") != message_id or stored.get("authorId") != who.id:
+                raise SmokeFailure(f"post message: the answer does not echo id {message_id} and its author")
+            arrived = await listener.wait_for(
+                lambda ms: any(isinstance(m, dict) and m.get("id") == message_id for m in ms), timeout
+            )
             if not arrived:
-                raise SmokeFailure(f"the message did not come back through the change feed and SignalR "
-                                   f"within {timeout:.0f} s")
+                raise SmokeFailure(
+                    f"the message did not come back through the change feed and SignalR "
+                    f"within {timeout:.0f} s"
+                )
             round_trip = time.perf_counter() - sent
             history = await _call(http, "GET", f"{base}/api/rooms/{room}/messages", 200, "history")
             ids = [m.get("id") for m in (history or {}).get("messages", [])]
@@ -162,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # still one line and a non-zero exit, whatever broke
         print(f"smoke FAILED: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    print(f"smoke OK: room {figures['room']}, round trip {figures['round_trip_ms']} ms "
-          f"(post → change feed → SignalR → client)")
+    print(
+        f"smoke OK: room {figures['room']}, round trip {figures['round_trip_ms']} ms "
+        f"(post → change feed → SignalR → client)"
+    )
     return 0
 
 

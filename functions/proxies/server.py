@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import azure.functions as func
 from chat.errors import ApiError, json_response, method_not_allowed, not_found
 from chat.logs import invocation
-from chat.validation import MAX_BODY_BYTES
+from chat.validation import MAX_BODY_BYTES, require_json
 
 from . import config, forward, static
 from .config import Proxy, ProxyConfigError
@@ -108,6 +108,9 @@ def _mapped_body(req: func.HttpRequest, template: Any, lookup: _Lookup) -> bytes
     so types survive and no text can break out of its string."""
     if isinstance(template, str):
         return config.expand(template, lookup).encode("utf-8")
+    # A JSON template reads a JSON body, declared as such: a cross-site form post is the target's 415, not
+    # a 400 from the parse below (chat/validation.py require_json).
+    require_json(req.headers)
     raw = req.get_body()
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
@@ -320,7 +323,14 @@ async def _backend(
     if _is_this_app(urlsplit(raw).netloc):
         target = config.expand(raw, lookup)
         target = urlunsplit(("", "", urlsplit(target).path, urlsplit(target).query, ""))
-        return await _in_process(app, req, target, method, headers, params, body, bindings)
+        try:
+            return await _in_process(app, req, target, method, headers, params, body, bindings)
+        except ProxyConfigError:
+            # A placeholder the request left empty (e.g. /api/config without ?userId=) names no function: the
+            # request's 404, as Azure's host would answer the forwarded call, not a configuration error.
+            if config.expand(raw, lambda key: lookup(key) or "\0") != config.expand(raw, lookup):
+                return not_found().response()
+            raise
     url = config.expand(config.app_settings(raw), _Lookup(req, values, encode=True))
     parts = urlsplit(url)
     query = "&".join(filter(None, [parts.query, urlencode(params)]))

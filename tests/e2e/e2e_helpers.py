@@ -1,5 +1,10 @@
 """Helpers for the end-to-end tests: the local stack in-process and a client that behaves like the
-web client (negotiate, connect, join, post, catch up), over HTTP and pysignalr."""
+web client (identity, negotiate, connect, join, post, catch up), over HTTP and pysignalr. The API calls
+themselves are `emulators.smoke`'s (one home for the client contract).
+
+Rate limits: the in-process stack keeps the app's defaults (`chat.limits` is read once per process, so a
+setting here would not reach it reliably). No test posts faster than a person per identity: `post()`
+without `who` posts as a fresh identity, as a new visitor would."""
 
 from __future__ import annotations
 
@@ -11,14 +16,22 @@ from typing import Any
 
 import aiohttp
 
-from emulators.smoke import Listener
+from emulators.smoke import Identity, Listener, group_action, negotiate, new_identity, post_message
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def stack_args(**kw: Any) -> argparse.Namespace:
-    args = {"host": "127.0.0.1", "port": 0, "cosmos_port": 0, "signalr_port": 0, "in_memory": True,
-            "data_dir": None, "app_dir": ROOT / "functions", "verbose": False}
+    args = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "cosmos_port": 0,
+        "signalr_port": 0,
+        "in_memory": True,
+        "data_dir": None,
+        "app_dir": ROOT / "functions",
+        "verbose": False,
+    }
     args.update(kw)
     return argparse.Namespace(**args)
 
@@ -28,23 +41,29 @@ def fresh_room(prefix: str = "r") -> str:
 
 
 class ChatClient:
-    """What the web client does, over HTTP + pysignalr: negotiate, connect, join, post, catch up."""
+    """What the web client does, over HTTP + pysignalr: get an identity, negotiate as it, connect, join,
+    post, catch up. `who` reuses an identity (a browser keeps its own across reconnects)."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str, room: str) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, base: str, room: str, who: Identity | None = None
+    ) -> None:
         self.http = http
         self.base = base
         self.room = room
+        self.who = who
         self.listener: Listener | None = None
 
     async def connect(self) -> None:
-        async with self.http.post(f"{self.base}/api/negotiate") as r:
-            assert r.status == 200, await r.text()
-            info = await r.json()
+        if self.who is None:
+            self.who = await new_identity(self.http, self.base)
+        info = await negotiate(self.http, self.base, self.who)
         self.listener = Listener(info["url"], info["accessToken"])
         await self.listener.start()
-        async with self.http.post(f"{self.base}/api/rooms/{self.room}/join",
-                                  json={"connectionId": self.listener.connection_id}) as r:
-            assert r.status == 202, await r.text()
+        await group_action(self.http, self.base, self.room, self.who, "join")
+
+    async def leave(self) -> None:
+        assert self.who is not None
+        await group_action(self.http, self.base, self.room, self.who, "leave")
 
     async def disconnect(self) -> None:
         if self.listener is not None:
@@ -59,18 +78,25 @@ class ChatClient:
         return await self.listener.wait_for(lambda ms: ids <= {m["id"] for m in ms}, timeout)
 
 
-async def post(http: aiohttp.ClientSession, base: str, room: str, user: str, text: str,
-               msg_id: str | None = None) -> dict[str, Any]:
+async def post(
+    http: aiohttp.ClientSession,
+    base: str,
+    room: str,
+    user: str,
+    text: str,
+    msg_id: str | None = None,
+    who: Identity | None = None,
+    expect: int = 201,
+) -> dict[str, Any]:
+    """Post as `who` (a fresh identity when None); asserts the status `expect`."""
     body = {"user": user, "text": text}
     if msg_id:
         body["id"] = msg_id
-    async with http.post(f"{base}/api/rooms/{room}/messages", json=body) as r:
-        assert r.status == 201, await r.text()
-        return await r.json()
+    who = who or await new_identity(http, base)
+    return await post_message(http, base, room, who, body, expect=expect)
 
 
-async def history(http: aiohttp.ClientSession, base: str, room: str,
-                  **params: Any) -> list[dict[str, Any]]:
+async def history(http: aiohttp.ClientSession, base: str, room: str, **params: Any) -> list[dict[str, Any]]:
     query = {k: str(v) for k, v in params.items()}
     async with http.get(f"{base}/api/rooms/{room}/messages", params=query) as r:
         assert r.status == 200, await r.text()

@@ -8,14 +8,18 @@ import sys
 import pytest
 from e2e_helpers import ROOT, ChatClient, dedupe_in_order, fresh_room, history, post, settle
 
-PUBLIC_FIELDS = {"id", "room", "user", "text", "createdAt"}
+from emulators.smoke import new_identity
+
+PUBLIC_FIELDS = {"id", "room", "user", "authorId", "text", "createdAt"}
 
 
 async def test_clients_in_two_rooms_get_exactly_their_rooms_messages_in_order(stack, http):
     base = stack.functions.url
     room_a, room_b = fresh_room("a"), fresh_room("b")
-    clients = {name: ChatClient(http, base, room) for name, room in
-               [("a1", room_a), ("a2", room_a), ("a3", room_a), ("b1", room_b), ("b2", room_b)]}
+    clients = {
+        name: ChatClient(http, base, room)
+        for name, room in [("a1", room_a), ("a2", room_a), ("a3", room_a), ("b1", room_b), ("b2", room_b)]
+    }
     await asyncio.gather(*(c.connect() for c in clients.values()))
     try:
         sent: dict[str, list[dict]] = {room_a: [], room_b: []}
@@ -58,8 +62,9 @@ async def test_catch_up_from_behind_the_newest_200_is_exact(stack, http):
     sent = await asyncio.gather(*(post(http, base, room, "ann", f"m{i}") for i in range(260)))
     ordered = sorted(sent, key=lambda m: (m["createdAt"], m["id"]))
     assert await history(http, base, room, limit=200) == ordered[-200:]
-    async with http.get(f"{base}/api/rooms/{room}/messages", params={"after": ordered[9]["createdAt"]},
-                        allow_redirects=False) as r:
+    async with http.get(
+        f"{base}/api/rooms/{room}/messages", params={"after": ordered[9]["createdAt"]}, allow_redirects=False
+    ) as r:
         assert r.status == 307
         after = ordered[9]["createdAt"].replace(":", "%3A")
         assert r.headers["Location"] == f"/api/rooms/{room}/messages/after/{after}?limit=50"
@@ -79,10 +84,21 @@ async def test_catch_up_from_behind_the_newest_200_is_exact(stack, http):
 async def test_a_retried_post_with_the_same_id_is_stored_once(stack, http):
     base = stack.functions.url
     room = fresh_room("i")
-    first = await post(http, base, room, "ann", "hello", msg_id="0b7c3c55-4bd3-4bd8-9df6-06fb1b1fe5c5")
-    again = await post(http, base, room, "ann", "hello", msg_id="0b7c3c55-4bd3-4bd8-9df6-06fb1b1fe5c5")
-    assert first["id"] == again["id"]
-    assert [m["id"] for m in await history(http, base, room)] == [first["id"]]
+    ann = await new_identity(http, base)
+    msg_id = "0b7c3c55-4bd3-4bd8-9df6-06fb1b1fe5c5"
+    first = await post(http, base, room, "ann", "hello", msg_id=msg_id, who=ann)
+    again = await post(http, base, room, "ann", "hello", msg_id=msg_id, who=ann, expect=200)
+    assert again == first  # the stored message, createdAt included: nothing written again
+    assert first["authorId"] == ann.id
+    # the same id from anyone else (or with another text) is someone else's message: 409, nothing replaced
+    async with http.post(
+        f"{base}/api/rooms/{room}/messages",
+        json={"id": msg_id, "user": "ann", "text": "hi"},
+        headers=(await new_identity(http, base)).headers,
+    ) as r:
+        assert r.status == 409
+        assert (await r.json())["error"]["field"] == "id"
+    assert await history(http, base, room) == [first]
 
 
 async def test_a_client_that_reconnects_misses_nothing(stack, http):
@@ -97,7 +113,7 @@ async def test_a_client_that_reconnects_misses_nothing(stack, http):
     while_away = [await post(http, base, room, "bob", f"away {i}") for i in range(4)]
     # Reconnect as the web client does: fresh negotiate, new connection, re-join, then catch up
     # with after=<newest createdAt it has>.
-    client = ChatClient(http, base, room)
+    client = ChatClient(http, base, room, who=client.who)  # the same browser: the same identity
     await client.connect()
     try:
         caught_up = await history(http, base, room, after=seen[-1]["createdAt"])
@@ -117,9 +133,7 @@ async def test_leave_room_stops_delivery(stack, http):
     try:
         first = await post(http, base, room, "ann", "one")
         assert await client.wait_for_ids({first["id"]})
-        async with http.post(f"{base}/api/rooms/{room}/leave",
-                             json={"connectionId": client.listener.connection_id}) as r:
-            assert r.status == 202
+        await client.leave()
         await post(http, base, room, "ann", "two")
         await settle(0.5)
         assert [m["id"] for m in client.received] == [first["id"]]
@@ -134,13 +148,15 @@ async def test_group_actions_for_a_closed_connection_are_404_and_change_nothing(
     await watcher.connect()
     leaver = ChatClient(http, base, room)
     await leaver.connect()
-    gone = leaver.listener.connection_id
     await leaver.disconnect()
     try:
         for action in ("join", "leave"):
-            async with http.post(f"{base}/api/rooms/{room}/{action}", json={"connectionId": gone}) as r:
+            async with http.post(
+                f"{base}/api/rooms/{room}/{action}", json={}, headers=leaver.who.headers
+            ) as r:
                 assert r.status == 404
-                assert (await r.json())["error"]["field"] == "connectionId"
+                error = (await r.json())["error"]
+                assert (error["code"], error["field"]) == ("not_connected", "Authorization")
         # the room still works for the connection that stayed
         message = await post(http, base, room, "ann", "still here")
         assert await watcher.wait_for_ids({message["id"]})
@@ -151,11 +167,26 @@ async def test_group_actions_for_a_closed_connection_are_404_and_change_nothing(
 async def test_bad_input_is_refused_and_nothing_is_written(stack, http):
     base = stack.functions.url
     room = fresh_room("v")
-    async with http.post(f"{base}/api/rooms/{room}/messages", json={"user": "", "text": "x"}) as r:
+    auth = (await new_identity(http, base)).headers
+    async with http.post(
+        f"{base}/api/rooms/{room}/messages", json={"user": "", "text": "x"}, headers=auth
+    ) as r:
         assert r.status == 400
         assert (await r.json())["error"]["field"] == "user"
-    async with http.post(f"{base}/api/rooms/BAD_ROOM/messages", json={"user": "a", "text": "x"}) as r:
+    async with http.post(
+        f"{base}/api/rooms/BAD_ROOM/messages", json={"user": "a", "text": "x"}, headers=auth
+    ) as r:
         assert r.status == 400
+    for headers, code in (
+        ({}, "identity_required"),
+        ({"Authorization": "Bearer v1.forged.x"}, "invalid_identity"),
+    ):
+        async with http.post(
+            f"{base}/api/rooms/{room}/messages", json={"user": "a", "text": "x"}, headers=headers
+        ) as r:
+            assert r.status == 401
+            error = (await r.json())["error"]
+            assert (error["code"], error["field"]) == (code, "Authorization")
     assert await history(http, base, room) == []
 
 
@@ -173,8 +204,14 @@ async def test_site_is_served_from_the_function_app(stack, http):
 
 async def test_smoke_command_against_the_running_stack(stack):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "emulators.smoke", stack.functions.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "emulators.smoke",
+        stack.functions.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     assert out.decode().startswith("smoke OK") and "round trip" in out.decode()
@@ -182,11 +219,19 @@ async def test_smoke_command_against_the_running_stack(stack):
 
 async def test_smoke_command_fails_with_a_reason(free_port):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "emulators.smoke", f"http://127.0.0.1:{free_port}", "--timeout", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "emulators.smoke",
+        f"http://127.0.0.1:{free_port}",
+        "--timeout",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
-    assert err.decode().startswith("smoke FAILED: negotiate:")
+    assert err.decode().startswith("smoke FAILED: identity:")
 
 
 async def test_smoke_command_fails_when_the_message_never_comes_back(stack):
@@ -208,8 +253,16 @@ async def test_smoke_command_against_a_server_that_never_answers_fails_in_one_li
     port = server.sockets[0].getsockname()[1]
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "emulators.smoke", f"http://127.0.0.1:{port}", "--timeout", "1",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+            sys.executable,
+            "-m",
+            "emulators.smoke",
+            f"http://127.0.0.1:{port}",
+            "--timeout",
+            "1",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
         _, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         for w in held:
@@ -217,5 +270,6 @@ async def test_smoke_command_against_a_server_that_never_answers_fails_in_one_li
         server.close()
     assert proc.returncode == 1
     assert err.decode().splitlines() == [
-        f"smoke FAILED: negotiate: POST http://127.0.0.1:{port}/api/negotiate did not answer within the "
-        "step's time limit"]
+        f"smoke FAILED: identity: POST http://127.0.0.1:{port}/api/identities did not answer within the "
+        "step's time limit"
+    ]

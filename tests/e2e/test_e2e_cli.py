@@ -16,12 +16,19 @@ from e2e_helpers import ROOT, ChatClient, fresh_room, history, post, stack_args
 from emulators.__main__ import Stack, missing_web_client, parse_args
 from emulators.cosmos import WELL_KNOWN_KEY
 from emulators.signalr import WELL_KNOWN_ACCESS_KEY
+from emulators.smoke import negotiate
 from tests.conftest import find_free_port
 
 
 def ports_args() -> list[str]:
-    return ["--port", str(find_free_port()), "--cosmos-port", str(find_free_port()),
-            "--signalr-port", str(find_free_port())]
+    return [
+        "--port",
+        str(find_free_port()),
+        "--cosmos-port",
+        str(find_free_port()),
+        "--signalr-port",
+        str(find_free_port()),
+    ]
 
 
 def test_defaults_are_the_documented_ports_and_data_dir():
@@ -34,8 +41,14 @@ def test_defaults_are_the_documented_ports_and_data_dir():
 async def test_prints_the_url_and_stops_cleanly_on_ctrl_c():
     argv = ["--in-memory", *ports_args()]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "emulators", *argv, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "emulators",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         assert line.startswith(f"Cosmic Chat is running at http://127.0.0.1:{argv[2]}/ ")
@@ -54,8 +67,17 @@ async def test_a_malformed_local_settings_file_is_a_one_line_error(tmp_path):
     shutil.copytree(ROOT / "functions", app, ignore=skip)
     (app / "local.settings.json").write_text('{"Values": {"A": "1",}}')
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "emulators", "--in-memory", "--app-dir", str(app), *ports_args(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "emulators",
+        "--in-memory",
+        "--app-dir",
+        str(app),
+        *ports_args(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     assert out == b""
@@ -123,18 +145,28 @@ async def test_logs_carry_no_keys_or_tokens(stack, http, caplog):
     try:
         sent = await post(http, base, room, "ann", "hello")
         assert await client.wait_for_ids({sent["id"]})
-        async with http.post(f"{base}/api/negotiate") as r:
-            token = (await r.json())["accessToken"]
-        async with http.post(f"{base}/api/rooms/{room}/messages", data=b"{not json") as r:
+        token = (await negotiate(http, base, client.who))["accessToken"]
+        async with http.post(
+            f"{base}/api/rooms/{room}/messages",
+            data=b"{not json",
+            headers={**client.who.headers, "Content-Type": "application/json"},
+        ) as r:
             assert r.status == 400
     finally:
         await client.disconnect()
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "SaveChat http POST" in text  # the invocation lines were captured
-    for secret in (WELL_KNOWN_KEY, WELL_KNOWN_ACCESS_KEY, token, token.split(".")[-1], "AccountKey=",
-                   "AccessKey="):
+    for secret in (
+        WELL_KNOWN_KEY,
+        WELL_KNOWN_ACCESS_KEY,
+        token,
+        token.split(".")[-1],
+        "AccountKey=",
+        "AccessKey=",
+        client.who.token,
+        client.who.token.split(".")[-1],
+    ):
         assert secret not in text
-
 
 
 def test_a_port_out_of_range_is_refused_by_the_option_parser(capsys):
@@ -146,9 +178,19 @@ def test_a_port_out_of_range_is_refused_by_the_option_parser(capsys):
 
 async def test_an_app_dir_without_function_app_is_a_one_line_error(tmp_path):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "emulators", "--in-memory", "--app-dir", str(tmp_path), *ports_args(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "emulators",
+        "--in-memory",
+        "--app-dir",
+        str(tmp_path),
+        *ports_args(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1 and out == b""
     assert err.decode().splitlines() == [
-        f"error: {tmp_path / 'function_app.py'} not found: --app-dir must be a Python v2 Function App"]
+        f"error: {tmp_path / 'function_app.py'} not found: --app-dir must be a Python v2 Function App"
+    ]

@@ -21,7 +21,7 @@ from emulators.cosmos import start as start_cosmos
 from emulators.functions import start as start_functions
 from emulators.signalr import start as start_signalr
 from emulators.signalr.service_client import ServiceClient
-from emulators.smoke import Listener
+from emulators.smoke import Identity, Listener, new_identity
 from tests.conftest import find_free_port
 
 ROOM = "durable"
@@ -29,25 +29,44 @@ ROOM = "durable"
 
 async def launch(data_dir: Path, ports: dict[str, int]) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "emulators", "--data-dir", str(data_dir), "--port", str(ports["app"]),
-        "--cosmos-port", str(ports["cosmos"]), "--signalr-port", str(ports["signalr"]),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "emulators",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(ports["app"]),
+        "--cosmos-port",
+        str(ports["cosmos"]),
+        "--signalr-port",
+        str(ports["signalr"]),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert b"Cosmic Chat is running at" in line, line
     return proc
 
 
-async def poster(http: aiohttp.ClientSession, base: str, acknowledged: list[str],
-                 stop: asyncio.Event) -> None:
-    """Post until the server goes away; remember exactly the ids that got a 201."""
+async def poster(
+    http: aiohttp.ClientSession, base: str, who: Identity, acknowledged: list[str], stop: asyncio.Event
+) -> None:
+    """Post as `who` until the server goes away; remember exactly the ids that got a 201. Each poster is
+    its own identity, so the app's default rate limit (20 per 20 s each) covers the 60 posts needed."""
     while not stop.is_set():
         msg_id = str(uuid.uuid4())
         try:
-            async with http.post(f"{base}/api/rooms/{ROOM}/messages",
-                                 json={"id": msg_id, "user": "load", "text": f"n{len(acknowledged)}"}) as r:
+            async with http.post(
+                f"{base}/api/rooms/{ROOM}/messages",
+                headers=who.headers,
+                json={"id": msg_id, "user": "load", "text": f"n{len(acknowledged)}"},
+            ) as r:
                 if r.status == 201:
                     acknowledged.append(msg_id)
+                else:  # a 429 would mean the limit, not the kill: wait instead of spinning
+                    await asyncio.sleep(0.2)
         except (TimeoutError, aiohttp.ClientError):
             return
 
@@ -64,7 +83,8 @@ async def test_sigkill_while_posting_then_restart_loses_nothing(tmp_path):
             await before.connect()
             stop = asyncio.Event()
             # Several posters at once, so the change feed is usually behind when the kill lands.
-            tasks = [asyncio.create_task(poster(http, base, acknowledged, stop)) for _ in range(8)]
+            writers = [await new_identity(http, base) for _ in range(8)]
+            tasks = [asyncio.create_task(poster(http, base, who, acknowledged, stop)) for who in writers]
             while len(acknowledged) < 60:
                 await asyncio.sleep(0.005)
             os.kill(proc.pid, signal.SIGKILL)  # mid-stream: a request may be in flight
@@ -90,14 +110,21 @@ async def test_sigkill_while_posting_then_restart_loses_nothing(tmp_path):
     try:
         await after.start()
         await service.add_connection_to_group("chat", ROOM, after.connection_id)
-        host = await start_functions(ROOT / "functions", port=0, settings_overrides={
-            "CosmosDBConnection": cosmos.connection_string,
-            "AzureSignalRConnectionString": signalr.connection_string,
-        }, change_notifier=cosmos.subscribe, notifier_endpoint=cosmos.url)
+        host = await start_functions(
+            ROOT / "functions",
+            port=0,
+            settings_overrides={
+                "CosmosDBConnection": cosmos.connection_string,
+                "AzureSignalRConnectionString": signalr.connection_string,
+            },
+            change_notifier=cosmos.subscribe,
+            notifier_endpoint=cosmos.url,
+        )
         missing = set(acknowledged) - received_before
         print(f"acknowledged {len(acknowledged)}, delivered before the kill {len(received_before)}")
         assert await after.wait_for(lambda ms: missing <= {m["id"] for m in ms}, 15), (
-            f"{len(missing - {m['id'] for m in after.messages})} acknowledged messages were never delivered")
+            f"{len(missing - {m['id'] for m in after.messages})} acknowledged messages were never delivered"
+        )
         async with aiohttp.ClientSession() as http:
             stored = {m["id"] for m in await history(http, host.url, ROOM, limit=200)}
         assert set(acknowledged) <= stored
@@ -127,9 +154,20 @@ async def test_port_in_use_is_a_one_line_error(free_port):
         busy.bind(("127.0.0.1", free_port))
         busy.listen()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "emulators", "--in-memory", "--port", str(free_port),
-            "--cosmos-port", str(find_free_port()), "--signalr-port", str(find_free_port()),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+            sys.executable,
+            "-m",
+            "emulators",
+            "--in-memory",
+            "--port",
+            str(free_port),
+            "--cosmos-port",
+            str(find_free_port()),
+            "--signalr-port",
+            str(find_free_port()),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode != 0
     assert err.decode().strip() == f"error: port {free_port} (Functions host) is already in use"

@@ -254,6 +254,30 @@ async def test_2018_save_alias_refusals_write_nothing(app_module, www, store, ca
     assert await stored_messages(store) == []
 
 
+@pytest.mark.parametrize(
+    ("media", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"user=a&message=hi"),
+        ("text/plain", b'{"user":"a","message":"hi"}'),
+    ],
+)
+async def test_2018_save_alias_refuses_a_cross_site_simple_post_with_415(
+    app_module, www, store, caller, media, body
+):
+    """The alias reads a JSON template: a form body is the target's 415, not a 400 from parsing it."""
+    response = await call(
+        app_module, "POST", "api/save", body, headers={"Content-Type": media, "Authorization": caller[1]}
+    )
+    assert (response.status_code, body_json(response)["error"]["field"]) == (415, "Content-Type")
+    assert await stored_messages(store) == []
+
+
+async def test_2018_config_alias_without_a_user_id_is_a_404_not_a_configuration_error(app_module, www):
+    response = await call(app_module, "GET", "api/config", headers={"Authorization": "Bearer t"})
+    assert response.status_code == 404
+    assert body_json(response)["error"]["code"] == "not_found"
+
+
 async def test_2018_config_alias_negotiates_over_http(app_module, www, monkeypatch):
     """Negotiate needs its signalRConnectionInfo input, which FileServer does not declare: the alias POSTs to
     this app's own /api/negotiate/{userId} (here a stand-in) with the caller's credentials and hands back

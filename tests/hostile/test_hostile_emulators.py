@@ -22,6 +22,7 @@ import jwt
 import pytest
 from azure.cosmos.aio import CosmosClient
 
+from emulators.smoke import negotiate, new_identity
 from tests.reliability.chatload import COSMOS_KEY, RS, SIGNALR_KEY, ChatWs
 
 ROOM = "hostile-ws"
@@ -51,17 +52,19 @@ async def count_stored(cosmos_url: str) -> int:
 
 async def assert_still_serving(live, http, witness: ChatWs) -> None:
     msg_id = str(uuid.uuid4())
-    async with http.post(f"{live.base}/api/rooms/{ROOM}/messages", json={"id": msg_id, "user": "ok",
-                                                                          "text": "after the attack"}) as r:
+    who = await new_identity(http, live.base)  # a fresh one each time: the default post limit holds
+    async with http.post(
+        f"{live.base}/api/rooms/{ROOM}/messages",
+        json={"id": msg_id, "user": "ok", "text": "after the attack"},
+        headers=who.headers,
+    ) as r:
         assert r.status == 201
     assert await witness.wait_for({msg_id}, timeout=15), "the well-behaved client stopped receiving"
     assert live.alive()
 
 
 async def app_negotiate(live, http) -> dict:
-    async with http.post(f"{live.base}/api/negotiate") as r:
-        assert r.status == 200
-        return await r.json()
+    return await negotiate(http, live.base, await new_identity(http, live.base))
 
 
 def token(audience: str, key: str = SIGNALR_KEY, exp_in: int = 3600, alg: str = "HS256", **extra) -> str:
@@ -73,6 +76,7 @@ def token(audience: str, key: str = SIGNALR_KEY, exp_in: int = 3600, alg: str = 
 def none_token(audience: str) -> str:
     def part(obj: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'aud': audience, 'exp': int(time.time()) + 3600})}."
 
 
@@ -103,16 +107,30 @@ async def test_forged_and_expired_tokens_are_401_on_negotiate_and_websocket(live
     await assert_still_serving(live, http, witness)
 
 
-@pytest.mark.parametrize("kind", ["forged: signed with another key", "expired a minute ago", "alg none",
-                                  "audience of another service", "empty"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "forged: signed with another key",
+        "expired a minute ago",
+        "alg none",
+        "audience of another service",
+        "empty",
+    ],
+)
 async def test_forged_tokens_cannot_broadcast_through_the_service_rest_api(live, http, witness, kind):
     """What FeedToSignalR does with the AccessKey, attempted without it: nothing reaches the room."""
     url = f"{live.signalr_url}/api/hubs/chat/groups/{ROOM}/:send?api-version=2022-06-01"
     bad = BAD_TOKENS[kind](url.split("?")[0].replace(f":{urlsplit(url).port}", ""))
-    fake = {"id": str(uuid.uuid4()), "room": ROOM, "user": "mallory", "text": "forged broadcast",
-            "createdAt": "2026-01-01T00:00:00.000Z"}
-    async with http.post(url, json={"target": "newMessage", "arguments": [fake]},
-                         headers={"Authorization": f"Bearer {bad}"}) as r:
+    fake = {
+        "id": str(uuid.uuid4()),
+        "room": ROOM,
+        "user": "mallory",
+        "text": "forged broadcast",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    }
+    async with http.post(
+        url, json={"target": "newMessage", "arguments": [fake]}, headers={"Authorization": f"Bearer {bad}"}
+    ) as r:
         assert r.status == 401, await r.text()
     await assert_still_serving(live, http, witness)
     assert fake["id"] not in witness.seen
@@ -122,10 +140,16 @@ async def test_control_the_same_rest_call_with_the_real_key_reaches_the_room(liv
     """The refusals above are about the token: the same request properly signed is delivered."""
     url = f"{live.signalr_url}/api/hubs/chat/groups/{ROOM}/:send?api-version=2022-06-01"
     good = token(url.split("?")[0].replace(f":{urlsplit(url).port}", ""))
-    msg = {"id": str(uuid.uuid4()), "room": ROOM, "user": "server", "text": "signed",
-           "createdAt": "2026-01-01T00:00:00.000Z"}
-    async with http.post(url, json={"target": "newMessage", "arguments": [msg]},
-                         headers={"Authorization": f"Bearer {good}"}) as r:
+    msg = {
+        "id": str(uuid.uuid4()),
+        "room": ROOM,
+        "user": "server",
+        "text": "signed",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    }
+    async with http.post(
+        url, json={"target": "newMessage", "arguments": [msg]}, headers={"Authorization": f"Bearer {good}"}
+    ) as r:
         assert r.status == 202, await r.text()
     assert await witness.wait_for({msg["id"]}, timeout=10)
 
@@ -179,10 +203,16 @@ async def test_hub_invocations_from_clients_store_nothing(live, http, witness):
     """Serverless mode: a client cannot make the service (or the app) do anything by invoking methods."""
     before = await count_stored(live.cosmos_url)
     ws = await connected_socket(live, http)
-    fake = {"id": str(uuid.uuid4()), "room": ROOM, "user": "mallory", "text": "injected",
-            "createdAt": "2026-01-01T00:00:00.000Z"}
-    await ws.send_str(json.dumps({"type": 1, "invocationId": "1", "target": "newMessage",
-                                  "arguments": [fake]}) + RS)
+    fake = {
+        "id": str(uuid.uuid4()),
+        "room": ROOM,
+        "user": "mallory",
+        "text": "injected",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    }
+    await ws.send_str(
+        json.dumps({"type": 1, "invocationId": "1", "target": "newMessage", "arguments": [fake]}) + RS
+    )
     await ws.send_str(json.dumps({"type": 1, "target": "SendMessage", "arguments": [fake]}) + RS)
     reply = json.loads((await ws.receive(timeout=10)).data.split(RS)[0])
     assert reply["type"] == 3 and reply["invocationId"] == "1" and "serverless" in reply["error"]
@@ -212,8 +242,11 @@ GOOD_DOC = {"id": "cosmos-hostile", "room": "hostile", "user": "m", "text": "t",
 
 def signed(verb: str, date: str | None = None, **kw) -> dict[str, str]:
     date = date or now_date()
-    return {"authorization": kw.pop("auth", None) or cosmos_auth(verb, "docs", COLL, date, **kw),
-            "x-ms-date": date, "x-ms-version": "2020-07-15"}
+    return {
+        "authorization": kw.pop("auth", None) or cosmos_auth(verb, "docs", COLL, date, **kw),
+        "x-ms-date": date,
+        "x-ms-version": "2020-07-15",
+    }
 
 
 def other_resource() -> dict[str, str]:
@@ -229,10 +262,14 @@ BAD_AUTH = {
     "signature for another resource": (lambda: other_resource(), 401),
     "date an hour old": (lambda: signed("POST", date=formatdate(time.time() - 3600, usegmt=True)), 401),
     "date not RFC 1123": (lambda: signed("POST", date="yesterday"), 401),
-    "resource token type": (lambda: {"authorization": quote("type=resource&ver=1.0&sig=abc", safe=""),
-                                     "x-ms-date": now_date()}, 401),
-    "garbage signature": (lambda: {"authorization": "type%3Dmaster%26ver%3D1.0%26sig%3D%00%00",
-                                   "x-ms-date": now_date()}, 401),
+    "resource token type": (
+        lambda: {"authorization": quote("type=resource&ver=1.0&sig=abc", safe=""), "x-ms-date": now_date()},
+        401,
+    ),
+    "garbage signature": (
+        lambda: {"authorization": "type%3Dmaster%26ver%3D1.0%26sig%3D%00%00", "x-ms-date": now_date()},
+        401,
+    ),
 }
 
 
@@ -241,9 +278,15 @@ async def test_bad_cosmos_signatures_are_refused_and_write_nothing(live, http, w
     headers, status = BAD_AUTH[kind]
     headers = headers() if callable(headers) else headers
     before = await count_stored(live.cosmos_url)
-    async with http.post(f"{live.cosmos_url}{DOCS}", data=json.dumps(GOOD_DOC),
-                         headers={**headers, "x-ms-documentdb-partitionkey": '["hostile"]',
-                                  "content-type": "application/json"}) as r:
+    async with http.post(
+        f"{live.cosmos_url}{DOCS}",
+        data=json.dumps(GOOD_DOC),
+        headers={
+            **headers,
+            "x-ms-documentdb-partitionkey": '["hostile"]',
+            "content-type": "application/json",
+        },
+    ) as r:
         assert r.status == status, await r.text()
         body = await r.json()
         assert body.get("code") and body.get("message")
@@ -259,8 +302,11 @@ MALFORMED = {
     "id with a slash": (json.dumps({**GOOD_DOC, "id": "a/b"}).encode(), '["hostile"]', {}),
     "partition key header is not JSON": (json.dumps(GOOD_DOC).encode(), "hostile", {}),
     "partition key header disagrees with the document": (json.dumps(GOOD_DOC).encode(), '["other"]', {}),
-    "document over 2 MB": (json.dumps({**GOOD_DOC, "text": "x" * (2 * 1024 * 1024 + 10)}).encode(),
-                           '["hostile"]', {}),
+    "document over 2 MB": (
+        json.dumps({**GOOD_DOC, "text": "x" * (2 * 1024 * 1024 + 10)}).encode(),
+        '["hostile"]',
+        {},
+    ),
 }
 
 
@@ -268,9 +314,16 @@ MALFORMED = {
 async def test_malformed_cosmos_writes_are_4xx_and_write_nothing(live, http, witness, kind):
     body, pk, extra = MALFORMED[kind]
     before = await count_stored(live.cosmos_url)
-    async with http.post(f"{live.cosmos_url}{DOCS}", data=body,
-                         headers={**signed("POST"), "x-ms-documentdb-partitionkey": pk,
-                                  "content-type": "application/json", **extra}) as r:
+    async with http.post(
+        f"{live.cosmos_url}{DOCS}",
+        data=body,
+        headers={
+            **signed("POST"),
+            "x-ms-documentdb-partitionkey": pk,
+            "content-type": "application/json",
+            **extra,
+        },
+    ) as r:
         assert 400 <= r.status < 500, (r.status, (await r.text())[:300])
     assert await count_stored(live.cosmos_url) == before
     await assert_still_serving(live, http, witness)
@@ -281,9 +334,15 @@ async def test_deeply_nested_cosmos_document_is_a_400_and_stores_nothing(live, h
     is refused with 400."""
     before = await count_stored(live.cosmos_url)
     body = b'{"id":"deep","room":"hostile","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
-    async with http.post(f"{live.cosmos_url}{DOCS}", data=body,
-                         headers={**signed("POST"), "x-ms-documentdb-partitionkey": '["hostile"]',
-                                  "content-type": "application/json"}) as r:
+    async with http.post(
+        f"{live.cosmos_url}{DOCS}",
+        data=body,
+        headers={
+            **signed("POST"),
+            "x-ms-documentdb-partitionkey": '["hostile"]',
+            "content-type": "application/json",
+        },
+    ) as r:
         status = r.status
     assert status == 400, status
     assert await count_stored(live.cosmos_url) == before
@@ -291,9 +350,15 @@ async def test_deeply_nested_cosmos_document_is_a_400_and_stores_nothing(live, h
 
 
 async def test_malformed_cosmos_query_is_400(live, http, witness):
-    async with http.post(f"{live.cosmos_url}{DOCS}", data=json.dumps({"query": "SELECT * FROM c WHERE ((("}),
-                         headers={**signed("POST"), "x-ms-documentdb-isquery": "true",
-                                  "x-ms-documentdb-query-enablecrosspartition": "true",
-                                  "content-type": "application/query+json"}) as r:
+    async with http.post(
+        f"{live.cosmos_url}{DOCS}",
+        data=json.dumps({"query": "SELECT * FROM c WHERE ((("}),
+        headers={
+            **signed("POST"),
+            "x-ms-documentdb-isquery": "true",
+            "x-ms-documentdb-query-enablecrosspartition": "true",
+            "content-type": "application/query+json",
+        },
+    ) as r:
         assert r.status == 400, await r.text()
     await assert_still_serving(live, http, witness)

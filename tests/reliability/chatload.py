@@ -2,9 +2,15 @@
 
 Why a kit of our own instead of pysignalr: hundreds of clients in one test process must stay cheap, so a
 client here is one aiohttp WebSocket speaking the SignalR JSON hub protocol (negotiate, handshake,
-`newMessage` invocations, pings) and one reader task. It behaves like the web client: negotiate through the
-app, join the room through the app, de-duplicate by id and, after any reconnect, catch up through History
-`after=`.
+`newMessage` invocations, pings) and one reader task. It behaves like the web client: an identity of its own
+(kept across reconnects, as a browser keeps it), negotiate as it through the app, join the room through the
+app, de-duplicate by id and, after any reconnect, catch up through History `after=`. The app calls are
+`emulators.smoke`'s.
+
+Rate limits: every client and every Writer is its own identity, but a Writer posts far faster than a person,
+so the stacks started here get `LOAD_LIMITS` (a post limit that fits the load). The limiter stays on: each
+post still pays its Cosmos DB patch, so the figures keep its cost. Negotiation keeps the app's default limit
+(a client negotiates once per (re)connect).
 
 The stack always runs in other processes (`python -m emulators`, or the three emulators as separate processes)
 so that faults are real: SIGKILL, restart on the same ports and data directory.
@@ -29,6 +35,8 @@ from typing import Any
 
 import aiohttp
 
+from emulators.smoke import Identity, SmokeFailure, group_action, negotiate, new_identity
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 RS = "\x1e"
 COSMOS_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
@@ -36,6 +44,11 @@ SIGNALR_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
 #: How far before the newest createdAt a client has seen it asks History for after a reconnect: createdAt is
 #: stamped before the write, so concurrent writers' messages can be delivered slightly out of createdAt order.
 CATCH_UP_MARGIN = timedelta(seconds=5)
+#: App settings for the Functions host of every stack here: a Writer posts up to ~15 messages/s (the load
+#: test, unthrottled, about 12/s each), against the default of 20 per 20 s per identity. 6,000 per minute is
+#: well above any of them, so no acknowledged-message count is cut by the limiter, which still counts every
+#: post.
+LOAD_LIMITS = {"CHAT_POST_LIMIT": "6000/60s"}
 
 
 def free_port() -> int:
@@ -72,8 +85,13 @@ class Proc:
     async def start(self, timeout: float = 40.0) -> None:
         env = {**os.environ, **(self.env or {})}
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, *self.argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            *self.argv,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         assert self.proc.stdout is not None
         self.log = []
         deadline = time.monotonic() + timeout
@@ -131,12 +149,27 @@ class WholeStack:
     """`python -m emulators`, as `make run` starts it: Cosmos DB emulator and Functions host in one
     process, the SignalR emulator in its child process."""
 
-    def __init__(self, data_dir: Path | None) -> None:
+    def __init__(self, data_dir: Path | None, settings: dict[str, str] | None = None) -> None:
         self.app_port, self.cosmos_port, self.signalr_port = free_port(), free_port(), free_port()
         where = ["--in-memory"] if data_dir is None else ["--data-dir", str(data_dir)]
-        self.proc = Proc("python -m emulators", [
-            "-m", "emulators", *where, "--port", str(self.app_port), "--cosmos-port", str(self.cosmos_port),
-            "--signalr-port", str(self.signalr_port)], b"Cosmic Chat is running at")
+        # App settings through the environment (it wins over local.settings.json; docs: emulators/functions/
+        # settings.py), read by the app when the host imports it.
+        self.proc = Proc(
+            "python -m emulators",
+            [
+                "-m",
+                "emulators",
+                *where,
+                "--port",
+                str(self.app_port),
+                "--cosmos-port",
+                str(self.cosmos_port),
+                "--signalr-port",
+                str(self.signalr_port),
+            ],
+            b"Cosmic Chat is running at",
+            {**LOAD_LIMITS, **(settings or {})},
+        )
         self.base = f"http://127.0.0.1:{self.app_port}"
         self.cosmos_url = f"http://127.0.0.1:{self.cosmos_port}/"
 
@@ -170,27 +203,49 @@ class SplitStack:
     local.settings.json) and, with the Cosmos DB emulator in another process, polls the change feed every
     `feedPollDelay` (500 ms) as it would in Azure."""
 
-    def __init__(self, data_dir: Path, signalr_limits: dict[str, Any] | None = None,
-                 functions_settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        signalr_limits: dict[str, Any] | None = None,
+        functions_settings: dict[str, str] | None = None,
+    ) -> None:
         self.app_port, self.cosmos_port, self.signalr_port = free_port(), free_port(), free_port()
         self.cosmos_url = f"http://127.0.0.1:{self.cosmos_port}/"
         self.base = f"http://127.0.0.1:{self.app_port}"
-        self.cosmos = Proc("cosmos", ["-m", "emulators.cosmos", "--port", str(self.cosmos_port), "--data-dir",
-                                      str(data_dir / "cosmos"), "--log-level", "WARNING"],
-                           b"Cosmos DB emulator listening")
-        self.signalr = Proc("signalr", ["-m", "emulators.signalr", "--port", str(self.signalr_port),
-                                        "--log-level", "WARNING"], b"SignalR emulator")
+        self.cosmos = Proc(
+            "cosmos",
+            [
+                "-m",
+                "emulators.cosmos",
+                "--port",
+                str(self.cosmos_port),
+                "--data-dir",
+                str(data_dir / "cosmos"),
+                "--log-level",
+                "WARNING",
+            ],
+            b"Cosmos DB emulator listening",
+        )
+        self.signalr = Proc(
+            "signalr",
+            ["-m", "emulators.signalr", "--port", str(self.signalr_port), "--log-level", "WARNING"],
+            b"SignalR emulator",
+        )
         if signalr_limits:
             limits = json.dumps(signalr_limits)
             self.signalr.argv = ["-c", SIGNALR_WITH_LIMITS, str(self.signalr_port), limits]
         env = {
             "CosmosDBConnection": f"AccountEndpoint={self.cosmos_url};AccountKey={COSMOS_KEY};",
-            "AzureSignalRConnectionString":
-                f"Endpoint=http://127.0.0.1;Port={self.signalr_port};AccessKey={SIGNALR_KEY};Version=1.0;",
+            "AzureSignalRConnectionString": f"Endpoint=http://127.0.0.1;Port={self.signalr_port};AccessKey={SIGNALR_KEY};Version=1.0;",
+            **LOAD_LIMITS,
             **(functions_settings or {}),  # app settings for the Functions host (the environment wins)
         }
-        self.functions = Proc("functions", ["-m", "emulators.functions", "--port", str(self.app_port),
-                                            "--log-level", "WARNING"], b"Functions host running at", env)
+        self.functions = Proc(
+            "functions",
+            ["-m", "emulators.functions", "--port", str(self.app_port), "--log-level", "WARNING"],
+            b"Functions host running at",
+            env,
+        )
 
     async def start(self) -> None:
         await self.cosmos.start()
@@ -214,8 +269,11 @@ async def stored_messages(cosmos_url: str, room: str | None = None) -> list[dict
         if room is None:
             items = container.query_items("SELECT c.id, c.room, c.user, c.createdAt FROM c")
         else:
-            items = container.query_items("SELECT c.id, c.room, c.user, c.createdAt FROM c WHERE c.room = @r",
-                                          parameters=[{"name": "@r", "value": room}], partition_key=room)
+            items = container.query_items(
+                "SELECT c.id, c.room, c.user, c.createdAt FROM c WHERE c.room = @r",
+                parameters=[{"name": "@r", "value": room}],
+                partition_key=room,
+            )
         return [item async for item in items]
 
 
@@ -237,15 +295,22 @@ class ClientStats:
 
 
 class ChatWs:
-    """One chat client: app negotiate → service negotiate → WebSocket → JSON handshake → app join.
+    """One chat client: identity → app negotiate → service negotiate → WebSocket → JSON handshake → app join.
 
     `seen` maps id → createdAt (the client's de-duplication; only what catch-up needs, so long soaks stay
     small); `order` keeps (user, createdAt) of live first arrivals in order, for the per-writer order check
     (off with `keep_order=False`). `latencies` holds post-to-arrival seconds for messages
     whose text carries the post time (see Writer)."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str, room: str, *, reconnect: bool = True,
-                 keep_order: bool = True) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        base: str,
+        room: str,
+        *,
+        reconnect: bool = True,
+        keep_order: bool = True,
+    ) -> None:
         self.http = http
         self.base = base
         self.room = room
@@ -257,6 +322,7 @@ class ChatWs:
         self.stats = ClientStats()
         self.connected = asyncio.Event()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.who: Identity | None = None
         self.connection_id: str | None = None
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -266,13 +332,13 @@ class ChatWs:
     # ---- connection
 
     async def _connect_once(self) -> None:
-        async with self.http.post(f"{self.base}/api/negotiate") as r:
-            r.raise_for_status()
-            info = await r.json()
+        if self.who is None:
+            self.who = await new_identity(self.http, self.base)
+        info = await negotiate(self.http, self.base, self.who)
         url, token = info["url"], info["accessToken"]
         auth = {"Authorization": f"Bearer {token}"}
-        negotiate = url.replace("/client/?", "/client/negotiate?", 1) + "&negotiateVersion=1"
-        async with self.http.post(negotiate, headers=auth) as r:
+        service_negotiate = url.replace("/client/?", "/client/negotiate?", 1) + "&negotiateVersion=1"
+        async with self.http.post(service_negotiate, headers=auth) as r:
             r.raise_for_status()
             neg = await r.json()
         ws_url = url.replace("http", "ws", 1) + f"&id={neg['connectionToken']}"
@@ -282,10 +348,7 @@ class ChatWs:
             first = await ws.receive(timeout=10)
             if first.type != aiohttp.WSMsgType.TEXT or json.loads(first.data.rstrip(RS)).get("error"):
                 raise ConnectionError(f"handshake refused: {first.data!r}")
-            async with self.http.post(f"{self.base}/api/rooms/{self.room}/join",
-                                      json={"connectionId": neg["connectionId"]}) as r:
-                if r.status != 202:
-                    raise ConnectionError(f"join answered {r.status}: {await r.text()}")
+            await group_action(self.http, self.base, self.room, self.who, "join")
         except BaseException:
             await ws.close()
             raise
@@ -302,7 +365,7 @@ class ChatWs:
                 await self._connect_once()
                 self.connected.set()
                 return
-            except (aiohttp.ClientError, OSError, ConnectionError, TimeoutError, ValueError):
+            except (aiohttp.ClientError, OSError, ConnectionError, TimeoutError, ValueError, SmokeFailure):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
@@ -394,8 +457,11 @@ class ChatWs:
         delay = 0.2
         for _ in range(40):  # bounded; with the back-off below that is several minutes
             try:
-                async with self.http.get(f"{self.base}/api/rooms/{self.room}/messages", params=params,
-                                         timeout=aiohttp.ClientTimeout(total=60)) as r:
+                async with self.http.get(
+                    f"{self.base}/api/rooms/{self.room}/messages",
+                    params=params,
+                    timeout=aiohttp.ClientTimeout(total=60),
+                ) as r:
                     if r.status == 200:
                         return (await r.json())["messages"]
             except (aiohttp.ClientError, OSError, TimeoutError):
@@ -451,10 +517,12 @@ class ChatWs:
 
 @dataclass
 class Writer:
-    """Posts to one room, one message at a time; remembers exactly the ids that got a 201.
+    """Posts to one room, one message at a time, as an identity of its own; remembers exactly the ids that got
+    a 201.
 
-    Each message carries its client-chosen id (so a retried POST would overwrite, never duplicate) and, in its
-    text, the writer's sequence number and the wall-clock time of posting (for latency)."""
+    Each message carries its client-chosen id (so a retried POST finds its first copy, never duplicates) and,
+    in its text, the writer's sequence number and the wall-clock time of posting (for latency). A 429 (the
+    stack's post limit, see LOAD_LIMITS) counts as refused, in `limited` too."""
 
     http: aiohttp.ClientSession
     base: str
@@ -463,21 +531,28 @@ class Writer:
     acknowledged: list[dict[str, Any]] = field(default_factory=list)
     failed: int = 0
     refused: int = 0
+    limited: int = 0
+    who: Identity | None = None
     pad: int = 0  # emoji (4 UTF-8 bytes each) before the sequence number, for big messages
 
     async def post_one(self, seq: int) -> bool:
         msg_id = str(uuid.uuid4())
         body = {"id": msg_id, "user": self.name, "text": "😀" * self.pad + f"{seq}@{time.time():.6f}"}
         try:
+            if self.who is None:
+                self.who = await new_identity(self.http, self.base)
             raw = json.dumps(body, ensure_ascii=False).encode()  # emoji: 4 UTF-8 bytes, not 12
-            async with self.http.post(f"{self.base}/api/rooms/{self.room}/messages", data=raw,
-                                      headers={"Content-Type": "application/json"}) as r:
+            headers = {**self.who.headers, "Content-Type": "application/json"}
+            async with self.http.post(
+                f"{self.base}/api/rooms/{self.room}/messages", data=raw, headers=headers
+            ) as r:
                 if r.status == 201:
                     self.acknowledged.append(await r.json())
                     return True
                 if 400 <= r.status < 500:
                     self.refused += 1
-        except (aiohttp.ClientError, OSError, TimeoutError):
+                    self.limited += r.status == 429
+        except (aiohttp.ClientError, OSError, TimeoutError, SmokeFailure):
             pass
         self.failed += 1
         return False
@@ -520,12 +595,16 @@ def order_violations(client: ChatWs) -> int:
 
 def missing(clients: Iterable[ChatWs], acked: dict[str, dict[str, dict[str, Any]]]) -> dict[int, int]:
     """Client index → how many acknowledged messages of its room it never got."""
-    return {i: len(acked.get(c.room, {}).keys() - c.seen.keys()) for i, c in enumerate(clients)
-            if acked.get(c.room, {}).keys() - c.seen.keys()}
+    return {
+        i: len(acked.get(c.room, {}).keys() - c.seen.keys())
+        for i, c in enumerate(clients)
+        if acked.get(c.room, {}).keys() - c.seen.keys()
+    }
 
 
-async def wait_all(clients: list[ChatWs], acked: dict[str, dict[str, dict[str, Any]]],
-                   timeout: float) -> dict[int, int]:
+async def wait_all(
+    clients: list[ChatWs], acked: dict[str, dict[str, dict[str, Any]]], timeout: float
+) -> dict[int, int]:
     deadline = time.monotonic() + timeout
     for c in clients:
         await c.wait_for(set(acked.get(c.room, {})), max(deadline - time.monotonic(), 0.01))
