@@ -142,11 +142,6 @@ export async function requestJson(fetch, url, { method, body, expect, headers = 
   }
 }
 
-/** The SignalR user id of this page: `<identity id>.<session>` (the negotiate route value). */
-export function signalRUserId(identityId, session) {
-  return `${identityId}.${session}`;
-}
-
 /**
  * @param {{fetch: typeof fetch, identity?: {get(): Promise<{id: string, token: string}>,
  *   discard(identity: object): void}, baseUrl?: string, timeoutMs?: number}} options
@@ -188,17 +183,24 @@ export function createApi({ fetch, identity = null, baseUrl = "", timeoutMs = 15
 
   return {
     /**
-     * Adds this page's SignalR connection (user `<identity>.<session>`) to the
-     * room's group. Repeat after every reconnect. 404 `unknown_session`: the
-     * server sees no live connection for it (renegotiate, then join again).
+     * Adds the caller's SignalR user (the identity id) to the room's group,
+     * body `{}`. Membership belongs to the identity: every tab of the profile
+     * hears the room, and the service keeps it across reconnects. 404
+     * `not_connected`: the identity has no live SignalR connection (connect,
+     * then join again).
      */
-    async joinRoom(room, session) {
-      await authed("POST", () => `${roomPath(room)}/join`, { body: { session }, expect: 202 });
+    async joinRoom(room) {
+      await authed("POST", () => `${roomPath(room)}/join`, { body: {}, expect: 202 });
       return null;
     },
 
-    async leaveRoom(room, session) {
-      await authed("POST", () => `${roomPath(room)}/leave`, { body: { session }, expect: 202 });
+    /**
+     * Removes the identity from the room's group, in every tab of the profile.
+     * The page does not call it on a room switch (it would silence the room in
+     * the other tabs); it is here for an explicit "leave" action.
+     */
+    async leaveRoom(room) {
+      await authed("POST", () => `${roomPath(room)}/leave`, { body: {}, expect: 202 });
       return null;
     },
 
@@ -223,16 +225,17 @@ export function createApi({ fetch, identity = null, baseUrl = "", timeoutMs = 15
     },
 
     /**
-     * `POST /api/negotiate/<identity>.<session>` (`search` is kept, e.g.
+     * `POST /api/negotiate/<identity id>` (`search` is kept, e.g.
      * `?negotiateVersion=1`). Returns `{url, accessToken, userId}`: the
-     * SignalR service URL and its token, and the user id it was issued for.
+     * SignalR service URL and its token, and the user id it was issued for
+     * (the identity id: 403 `wrong_identity` for any other).
      */
-    async negotiate(session, { search = "" } = {}) {
+    async negotiate({ search = "" } = {}) {
       let userId = null;
       const { data } = await authed(
         "POST",
         (current) => {
-          userId = signalRUserId(current.id, session);
+          userId = current.id;
           return `/api/negotiate/${encodeURIComponent(userId)}${search}`;
         },
         { expect: 200 },
@@ -428,7 +431,7 @@ export function withoutStaleToken(request, pageOrigin, identityToken = null) {
 /**
  * The `send(request)` of the HttpClient the page gives the SignalR client.
  * The app's negotiate never goes through SignalR's own HTTP code: it is
- * `api.negotiate(session)` (identity token, `/api/negotiate/<id>.<session>`,
+ * `api.negotiate()` (identity token, `/api/negotiate/<identity id>`,
  * a new identity on 401), whatever URL and headers SignalR put on the
  * request, so the stale service token is dropped and the identity token is
  * added by us alone. Everything else (the service) goes to `next(request)`
@@ -439,7 +442,7 @@ export function withoutStaleToken(request, pageOrigin, identityToken = null) {
  * status)` (SignalR's HttpError), because SignalR rethrows it as a plain
  * "Failed to complete negotiation" that has lost the status and headers.
  *
- * @param {{api: ReturnType<typeof createApi>, session: string, pageOrigin: string,
+ * @param {{api: ReturnType<typeof createApi>, pageOrigin: string,
  *   next: (request: object) => Promise<object>,
  *   makeResponse: (statusCode: number, statusText: string, content: string) => object,
  *   makeError: (message: string, statusCode: number) => Error,
@@ -448,7 +451,6 @@ export function withoutStaleToken(request, pageOrigin, identityToken = null) {
  */
 export function createSignalRSend({
   api,
-  session,
   pageOrigin,
   next,
   makeResponse,
@@ -464,7 +466,7 @@ export function createSignalRSend({
     const search = new URL(request.url, pageOrigin).search;
     let answer;
     try {
-      answer = await api.negotiate(session, { search });
+      answer = await api.negotiate({ search });
     } catch (err) {
       onNegotiateError(err);
       throw makeError(err.message, err.status ?? 0);
@@ -509,23 +511,6 @@ export function newMessageId(cryptoImpl = globalThis.crypto) {
   b[8] = (b[8] & 0x3f) | 0x80;
   const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-const SESSION_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/**
- * This page load's session: 16 characters of [A-Za-z0-9] from
- * `crypto.getRandomValues` (bytes of 248 and above are drawn again, so every
- * character is equally likely). The SignalR user id is `<identity>.<session>`.
- */
-export function newSessionId(cryptoImpl = globalThis.crypto, length = 16) {
-  let out = "";
-  while (out.length < length) {
-    for (const byte of cryptoImpl.getRandomValues(new Uint8Array(length * 2))) {
-      if (byte < 248 && out.length < length) out += SESSION_ALPHABET[byte % 62];
-    }
-  }
-  return out;
 }
 
 /** `?transport=` override (websockets, sse, longpolling) as a SignalR HttpTransportType value. */
