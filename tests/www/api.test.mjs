@@ -542,6 +542,34 @@ test("429: the wait is shared by all lines, a huge Retry-After fails the line in
   assert.equal(always.calls.length, 4);
 });
 
+test("429: lines waiting at the gate resume in the order they came, whatever order their timers fire in", async () => {
+  const t = { now: Date.parse("2026-11-27T21:00:00.000Z") };
+  const gate = createRateGate();
+  const sleepers = [];
+  const sleep = (ms) => new Promise((resolve) => sleepers.push({ ms, resolve }));
+  const posted = [];
+  let limitedOnce = false;
+  const fetch = async (url, init) => {
+    const body = JSON.parse(init.body);
+    if (!limitedOnce) {
+      limitedOnce = true;
+      return rateLimited(5);
+    }
+    posted.push(body.text);
+    return json(201, stored({ id: body.id, text: body.text }));
+  };
+  const api = createApi({ fetch, identity: fixed() });
+  const send = (text) => sendMessage(api, "general", { user: "a", text, id: `${text}-id` }, { sleep, now: () => t.now, gate });
+  const first = send("one");
+  while (sleepers.length < 1) await new Promise((resolve) => setImmediate(resolve));
+  const rest = [send("two"), send("three")];
+  while (sleepers.length < 3) await new Promise((resolve) => setImmediate(resolve));
+  t.now += 5000;
+  for (const sleeper of sleepers.reverse()) sleeper.resolve(); // "three" wakes first, "one" last
+  await Promise.all([first, ...rest]);
+  assert.deepEqual(posted, ["one", "two", "three"]);
+});
+
 test("Retry-After is read as seconds or an HTTP date", async () => {
   assert.equal(parseRetryAfter("7"), 7000);
   assert.equal(parseRetryAfter(" 0 "), 0);

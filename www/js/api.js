@@ -310,9 +310,13 @@ export const MAX_RETRY_AFTER_MS = 60000;
 /**
  * When sending may resume after a 429, shared by all lines of a page so a
  * burst of lines waits together instead of each hitting the limit again.
+ * Each line takes a ticket (`next`) when it starts; `waiting` holds the
+ * lines held by a 429 (ticket → settles when the line is through). A line
+ * never posts while a line sent before it is held, so a burst is stored in
+ * the order it was typed even though the held lines wake up together.
  */
 export function createRateGate() {
-  return { until: 0 };
+  return { until: 0, next: 0, waiting: new Map() };
 }
 
 /**
@@ -323,9 +327,11 @@ export function createRateGate() {
  * A 429 waits at least its `Retry-After` (through `gate`, so other lines wait
  * too) and tries again with the same id, up to `maxRateLimited` times; the
  * line stays pending meanwhile and `onWait({ms, until})` reports each wait
- * (`onWait(null)` when it is over). A `Retry-After` above `maxRetryAfterMs`
- * is not waited out: the line fails (retryable) with a sentence saying so.
- * The final error carries `retryable` for the Retry button.
+ * (`onWait(null)` when it is over). Lines held by a 429 resume in the order
+ * they were sent, each after the ones before it are through (`gate`). A
+ * `Retry-After` above `maxRetryAfterMs` is not waited out: the line fails
+ * (retryable) with a sentence saying so. The final error carries `retryable`
+ * for the Retry button.
  */
 export async function sendMessage(
   api,
@@ -343,38 +349,68 @@ export async function sendMessage(
 ) {
   let attempt = 0;
   let limited = 0;
-  for (;;) {
-    const blocked = gate.until - now();
-    if (blocked > 0) {
-      onWait({ ms: blocked, until: gate.until });
-      await sleep(blocked);
-      onWait(null);
-      continue; // another line may have pushed the gate further meanwhile
-    }
-    try {
-      return await api.postMessage(room, body);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 429) {
-        const wait = err.retryAfterMs ?? delays[Math.min(limited, delays.length - 1)] ?? 1000;
-        if (wait > maxRetryAfterMs) {
-          throw new ApiError({
-            status: 429,
-            code: err.code,
-            message: `Sending too fast: the server asks to wait ${Math.ceil(wait / 1000)} s. Try again later.`,
-            retryable: true,
-            retryAfterMs: wait,
-          });
-        }
-        if (limited >= maxRateLimited) throw err;
-        limited += 1;
-        gate.until = Math.max(gate.until, now() + wait);
+  gate.next ??= 0;
+  gate.waiting ??= new Map();
+  const ticket = gate.next;
+  gate.next += 1;
+  const hold = () => {
+    if (gate.waiting.has(ticket)) return;
+    let release;
+    const through = new Promise((resolve) => {
+      release = resolve;
+    });
+    gate.waiting.set(ticket, { through, release });
+  };
+  const letThrough = () => {
+    const held = gate.waiting.get(ticket);
+    gate.waiting.delete(ticket);
+    if (held) held.release();
+  };
+  const heldAhead = () => [...gate.waiting].filter(([t]) => t < ticket).map(([, held]) => held.through);
+  try {
+    for (;;) {
+      const blocked = gate.until - now();
+      if (blocked > 0) {
+        hold();
+        onWait({ ms: blocked, until: gate.until });
+        await sleep(blocked);
+        onWait(null);
+        continue; // another line may have pushed the gate further meanwhile
+      }
+      const ahead = heldAhead();
+      if (ahead.length > 0) {
+        await Promise.all(ahead); // lines sent earlier and held by a 429 go first
         continue;
       }
-      const retryable = err instanceof ApiError ? err.retryable : false;
-      if (!retryable || attempt >= delays.length) throw err;
-      await sleep(delays[attempt]);
-      attempt += 1;
+      try {
+        return await api.postMessage(room, body);
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 429) {
+          const wait = err.retryAfterMs ?? delays[Math.min(limited, delays.length - 1)] ?? 1000;
+          if (wait > maxRetryAfterMs) {
+            throw new ApiError({
+              status: 429,
+              code: err.code,
+              message: `Sending too fast: the server asks to wait ${Math.ceil(wait / 1000)} s. Try again later.`,
+              retryable: true,
+              retryAfterMs: wait,
+            });
+          }
+          if (limited >= maxRateLimited) throw err;
+          limited += 1;
+          gate.until = Math.max(gate.until, now() + wait);
+          hold(); // from here on, the lines sent after this one wait for it
+          continue;
+        }
+        letThrough(); // a retry delay must not hold up the lines sent after this one
+        const retryable = err instanceof ApiError ? err.retryable : false;
+        if (!retryable || attempt >= delays.length) throw err;
+        await sleep(delays[attempt]);
+        attempt += 1;
+      }
     }
+  } finally {
+    letThrough();
   }
 }
 
