@@ -11,12 +11,10 @@ import {
   createSignalRSend,
   fetchMissed,
   isAppNegotiateUrl,
-  newSessionId,
   offlineRetryDelay,
   parseRetryAfter,
   reconnectDelay,
   sendMessage,
-  signalRUserId,
   withoutStaleToken,
 } from "../../www/js/api.js";
 import { createIdentity, IDENTITY_KEY, parseIdentity } from "../../www/js/identity.js";
@@ -113,7 +111,7 @@ test("answers without an error body still give a readable, classified error", as
 
 test("network failures and timeouts are retryable errors", async () => {
   const down = createApi({ fetch: async () => { throw new TypeError("Failed to fetch"); }, identity: fixed() });
-  await assert.rejects(down.joinRoom("general", "c1"), { code: "network", retryable: true });
+  await assert.rejects(down.joinRoom("general"), { code: "network", retryable: true });
   const slow = createApi({
     fetch: (url, init) => new Promise((_, reject) => {
       // AbortSignal.timeout() does not keep Node's event loop alive; this timer does.
@@ -135,25 +133,25 @@ test("a 201 that is not the message we sent is reported, not shown", async () =>
   });
 });
 
-test("join and leave post {session} with the identity token and expect 202", async () => {
+test("join and leave post {} as JSON with the identity token and expect 202", async () => {
   const fetch = fakeFetch(new Response(null, { status: 202 }));
   const api = createApi({ fetch, identity: fixed() });
-  assert.equal(await api.joinRoom("dev-ops", "Sess1onAbCdEf0123"), null);
-  assert.equal(await api.leaveRoom("dev-ops", "Sess1onAbCdEf0123"), null);
+  assert.equal(await api.joinRoom("dev-ops"), null);
+  assert.equal(await api.leaveRoom("dev-ops"), null);
   assert.deepEqual(
-    fetch.calls.map((c) => [c.url, c.init.method, c.body, header(c, "Authorization")]),
+    fetch.calls.map((c) => [c.url, c.init.method, c.init.body, header(c, "Content-Type"), header(c, "Authorization")]),
     [
-      ["/api/rooms/dev-ops/join", "POST", { session: "Sess1onAbCdEf0123" }, `Bearer ${ME.token}`],
-      ["/api/rooms/dev-ops/leave", "POST", { session: "Sess1onAbCdEf0123" }, `Bearer ${ME.token}`],
+      ["/api/rooms/dev-ops/join", "POST", "{}", "application/json", `Bearer ${ME.token}`],
+      ["/api/rooms/dev-ops/leave", "POST", "{}", "application/json", `Bearer ${ME.token}`],
     ],
   );
   const gone = createApi({
-    fetch: fakeFetch(json(404, { error: { code: "unknown_session", message: "no live connection", field: "session" } })),
+    fetch: fakeFetch(json(404, { error: { code: "not_connected", message: "no live connection", field: "Authorization" } })),
     identity: fixed(),
   });
-  await assert.rejects(gone.joinRoom("general", "s"), { status: 404, code: "unknown_session", field: "session" });
+  await assert.rejects(gone.joinRoom("general"), { status: 404, code: "not_connected", field: "Authorization" });
   const wrong = createApi({ fetch: fakeFetch(json(200, {})), identity: fixed() });
-  await assert.rejects(wrong.joinRoom("general", "c"), { code: "unexpected_status" });
+  await assert.rejects(wrong.joinRoom("general"), { code: "unexpected_status" });
 });
 
 test("getMessages builds limit/after and keeps only well-formed messages", async () => {
@@ -349,21 +347,21 @@ test("Authorization on every write and on negotiate, never on history", async ()
     "/api/rooms/general/leave": new Response(null, { status: 202 }),
     "/api/rooms/general/messages": (url, init) =>
       init.method === "GET" ? json(200, { messages: [stored()] }) : json(201, stored()),
-    [`/api/negotiate/${ME.id}.S3ss10nS3ss10nAB`]: json(200, { url: "http://sr.test/client/?hub=chat", accessToken: "svc" }),
+    [`/api/negotiate/${ME.id}`]: json(200, { url: "http://sr.test/client/?hub=chat", accessToken: "svc" }),
   });
   const api = createApi({ fetch, identity: fixed() });
-  await api.joinRoom("general", "S3ss10nS3ss10nAB");
+  await api.joinRoom("general");
   await api.postMessage("general", { user: "Ada", text: "hi", id: stored().id });
   await api.getMessages("general");
-  await api.negotiate("S3ss10nS3ss10nAB");
-  await api.leaveRoom("general", "S3ss10nS3ss10nAB");
+  await api.negotiate();
+  await api.leaveRoom("general");
   assert.deepEqual(
     fetch.calls.map((c) => [c.init.method, c.path, header(c, "Authorization") ?? null]),
     [
       ["POST", "/api/rooms/general/join", `Bearer ${ME.token}`],
       ["POST", "/api/rooms/general/messages", `Bearer ${ME.token}`],
       ["GET", "/api/rooms/general/messages", null],
-      ["POST", `/api/negotiate/${ME.id}.S3ss10nS3ss10nAB`, `Bearer ${ME.token}`],
+      ["POST", `/api/negotiate/${ME.id}`, `Bearer ${ME.token}`],
       ["POST", "/api/rooms/general/leave", `Bearer ${ME.token}`],
     ],
   );
@@ -403,12 +401,12 @@ test("a second 401 is not retried again, and other 401s keep the identity", asyn
   const storage = memoryStorage({ [IDENTITY_KEY]: JSON.stringify(ME) });
   const fetch = routedFetch({ "/api/identities": identityAnswer(NEW), "/api/rooms/general/join": invalidIdentity() });
   const api = createApi({ fetch, identity: createIdentity({ fetch, storage }) });
-  await assert.rejects(api.joinRoom("general", "s"), { status: 401, code: "invalid_identity", retryable: false });
+  await assert.rejects(api.joinRoom("general"), { status: 401, code: "invalid_identity", retryable: false });
   assert.deepEqual(fetch.calls.map((c) => c.path), ["/api/rooms/general/join", "/api/identities", "/api/rooms/general/join"]);
 
   const other = routedFetch({ "/api/rooms/general/join": json(401, { error: { code: "expired_session", message: "x" } }) });
   const kept = memoryStorage({ [IDENTITY_KEY]: JSON.stringify(ME) });
-  await assert.rejects(createApi({ fetch: other, identity: createIdentity({ fetch: other, storage: kept }) }).joinRoom("general", "s"));
+  await assert.rejects(createApi({ fetch: other, identity: createIdentity({ fetch: other, storage: kept }) }).joinRoom("general"));
   assert.equal(other.calls.length, 1);
   assert.deepEqual(JSON.parse(kept.data.get(IDENTITY_KEY)), ME);
 });
@@ -422,57 +420,39 @@ test("discarding leaves alone an identity another tab stored meanwhile", async (
   assert.deepEqual(await identity.get(), NEW);
 });
 
-test("negotiate posts to /api/negotiate/<identity>.<session> and returns url, token and user id", async () => {
-  const session = newSessionId();
-  const userId = signalRUserId(ME.id, session);
+test("negotiate posts to /api/negotiate/<identity id> and returns url, token and user id", async () => {
   const fetch = routedFetch({
-    [`/api/negotiate/${userId}`]: json(200, { url: "http://sr.test/client/?hub=chat", accessToken: "svc" }),
+    [`/api/negotiate/${ME.id}`]: json(200, { url: "http://sr.test/client/?hub=chat", accessToken: "svc" }),
   });
   const api = createApi({ fetch, identity: fixed() });
-  assert.deepEqual(await api.negotiate(session, { search: "?negotiateVersion=1" }), {
+  assert.deepEqual(await api.negotiate({ search: "?negotiateVersion=1" }), {
     url: "http://sr.test/client/?hub=chat",
     accessToken: "svc",
-    userId,
+    userId: ME.id,
   });
-  assert.equal(fetch.calls[0].url, `/api/negotiate/${ME.id}.${session}?negotiateVersion=1`);
+  assert.equal(fetch.calls[0].url, `/api/negotiate/${ME.id}?negotiateVersion=1`);
   assert.equal(fetch.calls[0].init.method, "POST");
   const odd = createApi({ fetch: routedFetch({ "*": json(200, { url: 1 }) }), identity: fixed() });
-  await assert.rejects(odd.negotiate(session), { code: "bad_response" });
+  await assert.rejects(odd.negotiate(), { code: "bad_response" });
   const wrong = createApi({
     fetch: routedFetch({ "*": json(403, { error: { code: "wrong_identity", message: "not yours", field: "userId" } }) }),
     identity: fixed(),
   });
-  await assert.rejects(wrong.negotiate(session), { status: 403, code: "wrong_identity", field: "userId" });
+  await assert.rejects(wrong.negotiate(), { status: 403, code: "wrong_identity", field: "userId" });
 });
 
 test("a new identity after a 401 on negotiate also changes the user id in the path", async () => {
   const storage = memoryStorage({ [IDENTITY_KEY]: JSON.stringify(ME) });
   const fetch = routedFetch({
     "/api/identities": identityAnswer(NEW),
-    [`/api/negotiate/${ME.id}.sessionsession16`]: invalidIdentity(),
-    [`/api/negotiate/${NEW.id}.sessionsession16`]: json(200, { url: "http://sr.test/client/?hub=chat", accessToken: "svc" }),
+    [`/api/negotiate/${ME.id}`]: invalidIdentity(),
+    [`/api/negotiate/${NEW.id}`]: json(200, { url: "http://sr.test/client/?hub=chat", accessToken: "svc" }),
   });
   const api = createApi({ fetch, identity: createIdentity({ fetch, storage }) });
-  const answer = await api.negotiate("sessionsession16");
-  assert.equal(answer.userId, `${NEW.id}.sessionsession16`);
+  const answer = await api.negotiate();
+  assert.equal(answer.userId, NEW.id);
+  assert.deepEqual(fetch.calls.map((c) => c.path), [`/api/negotiate/${ME.id}`, "/api/identities", `/api/negotiate/${NEW.id}`]);
   assert.equal(header(fetch.calls.at(-1), "Authorization"), `Bearer ${NEW.token}`);
-});
-
-test("session ids are 16 characters of [A-Za-z0-9], drawn without bias", () => {
-  const ids = new Set(Array.from({ length: 300 }, () => newSessionId()));
-  assert.equal(ids.size, 300);
-  for (const id of ids) assert.match(id, /^[A-Za-z0-9]{16}$/);
-  // bytes of 248 and above are skipped, so 255 never maps to a character
-  let round = 0;
-  const rigged = {
-    getRandomValues(array) {
-      round += 1;
-      array.fill(round === 1 ? 255 : 61);
-      return array;
-    },
-  };
-  assert.equal(newSessionId(rigged), "9".repeat(16));
-  assert.equal(signalRUserId(ME.id, "abc"), `${ME.id}.abc`);
 });
 
 test("postMessage: 200 (already stored, same author and text) is success like 201", async () => {
@@ -562,6 +542,34 @@ test("429: the wait is shared by all lines, a huge Retry-After fails the line in
   assert.equal(always.calls.length, 4);
 });
 
+test("429: lines waiting at the gate resume in the order they came, whatever order their timers fire in", async () => {
+  const t = { now: Date.parse("2026-11-27T21:00:00.000Z") };
+  const gate = createRateGate();
+  const sleepers = [];
+  const sleep = (ms) => new Promise((resolve) => sleepers.push({ ms, resolve }));
+  const posted = [];
+  let limitedOnce = false;
+  const fetch = async (url, init) => {
+    const body = JSON.parse(init.body);
+    if (!limitedOnce) {
+      limitedOnce = true;
+      return rateLimited(5);
+    }
+    posted.push(body.text);
+    return json(201, stored({ id: body.id, text: body.text }));
+  };
+  const api = createApi({ fetch, identity: fixed() });
+  const send = (text) => sendMessage(api, "general", { user: "a", text, id: `${text}-id` }, { sleep, now: () => t.now, gate });
+  const first = send("one");
+  while (sleepers.length < 1) await new Promise((resolve) => setImmediate(resolve));
+  const rest = [send("two"), send("three")];
+  while (sleepers.length < 3) await new Promise((resolve) => setImmediate(resolve));
+  t.now += 5000;
+  for (const sleeper of sleepers.reverse()) sleeper.resolve(); // "three" wakes first, "one" last
+  await Promise.all([first, ...rest]);
+  assert.deepEqual(posted, ["one", "two", "three"]);
+});
+
 test("Retry-After is read as seconds or an HTTP date", async () => {
   assert.equal(parseRetryAfter("7"), 7000);
   assert.equal(parseRetryAfter(" 0 "), 0);
@@ -569,20 +577,18 @@ test("Retry-After is read as seconds or an HTTP date", async () => {
   assert.equal(parseRetryAfter("soon"), null);
   assert.equal(parseRetryAfter(null), null);
   const api = createApi({ fetch: fakeFetch(rateLimited(9)), identity: fixed() });
-  await assert.rejects(api.negotiate("s"), { status: 429, code: "rate_limited", retryAfterMs: 9000, retryable: true });
+  await assert.rejects(api.negotiate(), { status: 429, code: "rate_limited", retryAfterMs: 9000, retryable: true });
 });
 
 test("SignalR's app negotiate: stale service token dropped, identity token only to the app, new path", async () => {
   const origin = "http://127.0.0.1:7071";
-  const session = "AbCdEfGhIjKlMnOp";
   const fetch = routedFetch({
-    [`/api/negotiate/${ME.id}.${session}`]: json(200, { url: "http://127.0.0.1:8888/client/?hub=chat", accessToken: "svc-new" }),
+    [`/api/negotiate/${ME.id}`]: json(200, { url: "http://127.0.0.1:8888/client/?hub=chat", accessToken: "svc-new" }),
   });
   const toService = [];
   const negotiated = [];
   const send = createSignalRSend({
     api: createApi({ fetch, baseUrl: origin, identity: fixed() }),
-    session,
     pageOrigin: origin,
     next: async (request) => {
       toService.push(request);
@@ -601,9 +607,9 @@ test("SignalR's app negotiate: stale service token dropped, identity token only 
   });
   assert.equal(response.statusCode, 200);
   assert.deepEqual(JSON.parse(response.content), { url: "http://127.0.0.1:8888/client/?hub=chat", accessToken: "svc-new" });
-  assert.deepEqual(negotiated, [`${ME.id}.${session}`]);
+  assert.deepEqual(negotiated, [ME.id]);
   assert.equal(fetch.calls.length, 1);
-  assert.equal(fetch.calls[0].url, `${origin}/api/negotiate/${ME.id}.${session}?negotiateVersion=1`);
+  assert.equal(fetch.calls[0].url, `${origin}/api/negotiate/${ME.id}?negotiateVersion=1`);
   assert.equal(header(fetch.calls[0], "Authorization"), `Bearer ${ME.token}`, "the identity token, not svc-old");
   assert.ok(!JSON.stringify(fetch.calls).includes("svc-old"), "the stale service token never reaches the app");
 
@@ -621,7 +627,6 @@ test("SignalR's app negotiate: a 429 reports its Retry-After before failing the 
   const errors = [];
   const send = createSignalRSend({
     api: createApi({ fetch: fakeFetch(rateLimited(12)), baseUrl: origin, identity: fixed() }),
-    session: "AbCdEfGhIjKlMnOp",
     pageOrigin: origin,
     next: async () => assert.fail("nothing goes to the service"),
     makeResponse: () => assert.fail("no response"),

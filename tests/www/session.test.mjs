@@ -10,26 +10,28 @@ import { createIdentity } from "../../www/js/identity.js";
 import { ChatSession } from "../../www/js/session.js";
 import { Status } from "../../www/js/store.js";
 
-const SESSION = "PageLoadSession1";
 const BOB = "BobBobBobBobBobBobBob_";
 
 /**
  * The Function App's HTTP contract, in memory, plus the change feed → SignalR
- * fan-out: identities and bearer tokens, negotiate per `<identity>.<session>`,
- * join/leave by session, SaveChat's 201/200/409/429.
+ * fan-out: identities and bearer tokens, negotiate at `/api/negotiate/<identity
+ * id>` (the SignalR user id is the identity id), join/leave with `{}` moving the
+ * caller's *user* (so membership belongs to the identity, is shared by all its
+ * connections and survives a reconnect, as in the service), SaveChat's
+ * 201/200/409/429.
  */
 class FakeChatServer {
   constructor() {
     this.clock = Date.parse("2026-11-27T21:00:00.000Z");
     this.messages = [];
-    this.groups = new Map(); // room -> Set(connectionId)
+    this.groups = new Map(); // room -> Set(user id): user-group membership, as the service keeps it
     this.requests = [];
     this.failPosts = 0;
     this.rateLimits = []; // Retry-After seconds for the next POSTs of a message
     this.negotiateLimits = []; // Retry-After seconds for the next negotiates
     this.feed = []; // stored but not yet fanned out
     this.connections = new Map(); // connectionId -> FakeConnection
-    this.users = new Map(); // connectionId -> SignalR user id
+    this.users = new Map(); // connectionId -> SignalR user id (= identity id)
     this.tokens = new Map(); // token -> identity id
     this.issued = 0;
     this.fetch = this.fetch.bind(this);
@@ -50,10 +52,17 @@ class FakeChatServer {
     this.tokens.clear();
   }
 
-  /** Delivers stored messages to the connections in each room's group (the FeedToSignalR path). */
+  /** The live connections of a SignalR user. */
+  connectionsOf(userId) {
+    return [...this.users].filter(([id, user]) => user === userId && this.connections.has(id)).map(([id]) => id);
+  }
+
+  /** Delivers stored messages to every connection of every user in the room's group (the FeedToSignalR path). */
   flush() {
     for (const message of this.feed.splice(0)) {
-      for (const id of this.groups.get(message.room) ?? []) this.connections.get(id)?.deliver(message);
+      for (const user of this.groups.get(message.room) ?? []) {
+        for (const id of this.connectionsOf(user)) this.connections.get(id)?.deliver(message);
+      }
     }
   }
 
@@ -84,7 +93,7 @@ class FakeChatServer {
     }
     if (negotiate) {
       const userId = decodeURIComponent(negotiate[1]);
-      if (!userId.startsWith(`${identityId}.`)) return error(403, "wrong_identity", "userId");
+      if (userId !== identityId) return error(403, "wrong_identity", "userId");
       if (this.negotiateLimits.length > 0) {
         return error(429, "rate_limited", null, { "Retry-After": String(this.negotiateLimits.shift()) });
       }
@@ -92,15 +101,14 @@ class FakeChatServer {
     }
     const [, room, action] = m;
     if (action === "join" || action === "leave") {
-      const userId = `${identityId}.${body.session}`;
-      const live = [...this.users].filter(([id, user]) => user === userId && this.connections.has(id)).map(([id]) => id);
-      if (live.length === 0) return error(404, "unknown_session", "session");
+      const field = Object.keys(body ?? {})[0];
+      if (field !== undefined) return error(400, "unknown_field", field);
+      const live = this.connectionsOf(identityId);
+      if (live.length === 0) return error(404, "not_connected", "Authorization");
       if (action === "join") this.requests.at(-1).joined = live.join(",");
       const group = this.groups.get(room) ?? new Set();
-      for (const id of live) {
-        if (action === "join") group.add(id);
-        else group.delete(id);
-      }
+      if (action === "join") group.add(identityId);
+      else group.delete(identityId);
       this.groups.set(room, group);
       return json(202);
     }
@@ -144,8 +152,9 @@ class FakeChatServer {
  * does) → new id, registered under the negotiated user id.
  */
 class FakeConnection {
-  constructor(server) {
+  constructor(server, prefix = "conn") {
     this.server = server;
+    this.prefix = prefix;
     this.state = "Disconnected";
     this.connectionId = null;
     this.userId = null;
@@ -162,7 +171,7 @@ class FakeConnection {
   onclose(fn) { this.handlers.close = fn; }
   #newId() {
     this.starts += 1;
-    this.connectionId = `conn-${this.starts}`;
+    this.connectionId = `${this.prefix}-${this.starts}`;
     this.server.connections.set(this.connectionId, this);
     this.server.users.set(this.connectionId, this.userId);
   }
@@ -223,26 +232,28 @@ function memoryStorage() {
   return { data, get: (k) => data.get(k) ?? null, set: (k, v) => data.set(k, v), remove: (k) => data.delete(k) };
 }
 
-function setup({ pageSize = 50, online = true, maxCatchUpPages = 40 } = {}) {
-  const server = new FakeChatServer();
-  const connection = new FakeConnection(server);
+/**
+ * One page (tab). A second tab of the same browser profile passes the first
+ * one's `server` and `storage`: it shares the identity, not the connection.
+ */
+function setup({ pageSize = 50, online = true, maxCatchUpPages = 40, server = new FakeChatServer(), storage = memoryStorage(), tab = "conn" } = {}) {
+  const connection = new FakeConnection(server, tab);
   const timers = [];
   const seen = { renders: 0, states: [], notices: [], announced: [], sendStatus: [], slept: [] };
   const env = { online, now: Date.parse("2026-11-27T21:00:00.000Z") };
   let session = null;
   const identity = createIdentity({
     fetch: server.fetch,
-    storage: memoryStorage(),
+    storage,
     timeoutMs: 0,
     onChange: (current) => session?.setSelfId(current?.id ?? null),
   });
   const api = createApi({ fetch: server.fetch, identity, timeoutMs: 0 });
-  connection.negotiate = () => api.negotiate(SESSION);
+  connection.negotiate = () => api.negotiate();
   connection.onNegotiateError = (err) => session.noteConnectRetryAfter(err.retryAfterMs);
   session = new ChatSession({
     api,
     connection,
-    sessionId: SESSION,
     pageSize,
     maxCatchUpPages,
     overlapMs: 0,
@@ -264,7 +275,7 @@ function setup({ pageSize = 50, online = true, maxCatchUpPages = 40 } = {}) {
     },
   });
   session.name = "Ada";
-  return { server, connection, session, timers, seen, env, identity, api };
+  return { server, connection, session, timers, seen, env, identity, api, storage };
 }
 
 const texts = (session) => session.storeFor(session.room).list().map((m) => m.text);
@@ -346,20 +357,102 @@ test("a client too far behind to page through shows the latest lines and says so
   assert.match(seen.notices.at(-1), /messages arrived while you were away: the latest are shown/);
 });
 
-test("switching rooms leaves the old group, joins the new one and ignores the old room's lines", async () => {
-  const { server, connection, session } = setup();
+const later = (ms) => new Date(Date.parse("2026-11-27T21:00:00.000Z") + ms).toISOString();
+
+test("switching rooms joins the new one without leaving the old; its lines are filed under their own room", async () => {
+  const { server, connection, session, seen } = setup();
   await session.enterRoom("general");
   await session.connectNow();
   await session.synced;
   server.store("random", "Bob", "in random");
   await session.enterRoom("random");
-  await new Promise((resolve) => setImmediate(resolve)); // the best-effort leave
-  assert.ok(server.requests.some((r) => r.path === "/api/rooms/general/leave" && r.body.session === SESSION));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(server.requests.filter((r) => r.path.endsWith("/leave")).length, 0, "no leave: it would silence other tabs");
   assert.deepEqual(server.joins.at(-1), ["random", "conn-1"]);
   assert.deepEqual(texts(session), ["in random"]);
-  connection.deliver({ id: crypto.randomUUID(), room: "general", user: "Bob", text: "late", createdAt: new Date().toISOString() });
-  assert.deepEqual(texts(session), ["in random"]);
-  assert.equal(session.storeFor("general").size, 0);
+  const announcedBefore = seen.announced.length;
+  const rendersBefore = seen.renders;
+
+  // general is still joined (by the identity): its lines keep coming, filed under general only.
+  server.store("general", "Bob", "still in general");
+  server.flush();
+  connection.deliver({ id: crypto.randomUUID(), room: "general", user: "Bob", text: "late", createdAt: later(60000) });
+  connection.deliver({ id: crypto.randomUUID(), room: "Not A Room", user: "Bob", text: "odd", createdAt: later(60000) });
+  assert.deepEqual(texts(session), ["in random"], "never shown in the current room");
+  assert.deepEqual(session.storeFor("general").list().map((m) => m.text), ["still in general", "late"]);
+  assert.equal(seen.announced.length, announcedBefore, "lines of another room are not read out");
+  assert.equal(seen.renders, rendersBefore, "nor re-render the current room");
+  assert.equal(session.stores.has("Not A Room"), false);
+
+  // Back in general: everything heard meanwhile is there, with a short catch-up after the newest line.
+  await session.enterRoom("general");
+  assert.deepEqual(texts(session), ["still in general", "late"]);
+  assert.equal(server.histories.at(-1), session.storeFor("general").list()[1].createdAt);
+});
+
+test("a room only heard live (another tab's) loads its history on the first visit", async () => {
+  const { server, connection, session } = setup();
+  await session.enterRoom("general");
+  await session.connectNow();
+  await session.synced;
+  server.store("dev", "Bob", "old 1");
+  server.store("dev", "Bob", "old 2");
+  const live = server.store("dev", "Bob", "heard live");
+  connection.deliver(live); // e.g. another tab of this profile joined dev
+  assert.deepEqual(session.storeFor("dev").list().map((m) => m.text), ["heard live"]);
+  await session.enterRoom("dev");
+  assert.equal(server.histories.at(-1), null, "the latest page, not after= the live line");
+  assert.deepEqual(texts(session), ["old 1", "old 2", "heard live"]);
+});
+
+test("after a drop, lines that reach the new connection before the join do not hide the ones missed", async () => {
+  const { server, connection, session } = setup();
+  await session.enterRoom("general");
+  await session.connectNow();
+  await session.synced;
+  await session.enterRoom("random");
+  server.store("general", "Bob", "heard");
+  server.store("random", "Bob", "heard here");
+  server.flush();
+  connection.drop();
+  server.store("general", "Bob", "missed in general");
+  server.store("random", "Bob", "missed here");
+  server.flush(); // nobody hears these: no connection
+  // The identity is still in both groups: the new connection hears them before this page joins and catches up.
+  connection.reconnect();
+  const early = [server.store("random", "Bob", "early here"), server.store("general", "Bob", "early in general")];
+  server.flush();
+  await session.synced;
+  assert.ok(early.every((m) => session.storeFor(m.room).get(m.id)));
+  assert.deepEqual(texts(session), ["heard here", "missed here", "early here"]);
+  await session.enterRoom("general");
+  assert.deepEqual(texts(session), ["heard", "missed in general", "early in general"]);
+});
+
+test("two tabs of one profile: each hears its own room live, and a switch in one does not silence the other", async () => {
+  const one = setup();
+  await one.session.enterRoom("general");
+  await one.session.connectNow();
+  await one.session.synced;
+  const two = setup({ server: one.server, storage: one.storage, tab: "tab2" });
+  await two.session.enterRoom("random");
+  await two.session.connectNow();
+  await two.session.synced;
+  assert.equal(two.identity.current().id, one.identity.current().id, "one identity for the profile");
+
+  one.server.store("general", "Bob", "for general");
+  one.server.store("random", "Bob", "for random");
+  one.server.flush();
+  assert.deepEqual(texts(one.session), ["for general"]);
+  assert.deepEqual(texts(two.session), ["for random"]);
+
+  await one.session.enterRoom("dev");
+  one.server.store("random", "Bob", "random again");
+  one.server.store("dev", "Bob", "for dev");
+  one.server.flush();
+  assert.deepEqual(texts(two.session), ["for random", "random again"]);
+  assert.deepEqual(texts(one.session), ["for dev"]);
+  assert.equal(one.server.requests.filter((r) => r.path.endsWith("/leave")).length, 0);
 });
 
 test("own line: pending at once, sent on 201, confirmed once through the feed", async () => {
@@ -465,8 +558,8 @@ test("when automatic reconnect gives up the session goes offline; back online re
 
 const posts = (server) => server.requests.filter((r) => r.method === "POST" && r.path.endsWith("/messages"));
 
-test("one identity per page; negotiate and join name <identity>.<session> with the token", async () => {
-  const { server, session, identity } = setup();
+test("one identity per page; negotiate names the identity id, join sends {} with the token", async () => {
+  const { server, connection, session, identity } = setup();
   await session.enterRoom("general");
   await session.connectNow();
   await session.synced;
@@ -474,10 +567,11 @@ test("one identity per page; negotiate and join name <identity>.<session> with t
   assert.equal(session.selfId, me.id);
   assert.equal(server.requests.filter((r) => r.path === "/api/identities").length, 1);
   const negotiate = server.requests.find((r) => r.path.startsWith("/api/negotiate/"));
-  assert.equal(negotiate.path, `/api/negotiate/${me.id}.${SESSION}`);
+  assert.equal(negotiate.path, `/api/negotiate/${me.id}`);
+  assert.equal(connection.userId, me.id, "the SignalR user id is the identity id");
   assert.equal(negotiate.auth, `Bearer ${me.token}`);
   const join = server.requests.find((r) => r.path.endsWith("/join"));
-  assert.deepEqual(join.body, { session: SESSION });
+  assert.deepEqual(join.body, {});
   assert.equal(join.auth, `Bearer ${me.token}`);
   assert.ok(server.requests.filter((r) => r.method === "GET").every((r) => r.auth === null), "history carries no token");
 });
@@ -594,7 +688,7 @@ test("negotiate 429: the next connect attempt waits at least Retry-After", async
   assert.equal(session.connState, "live");
 });
 
-test("join answered 404 unknown_session: a fresh negotiate, then the join again", async () => {
+test("join answered 404 not_connected: a fresh negotiate, then the join again", async () => {
   const { server, connection, session } = setup();
   await session.enterRoom("general");
   await session.connectNow();
@@ -605,7 +699,9 @@ test("join answered 404 unknown_session: a fresh negotiate, then the join again"
   await session.synced;
   assert.equal(connection.starts, 2);
   assert.deepEqual(server.joins, [["general", "conn-1"], ["random", "conn-2"]]);
-  assert.ok(server.requests.some((r) => r.path === "/api/rooms/random/join" && r.body.session === SESSION));
+  const refused = server.requests.filter((r) => r.path === "/api/rooms/random/join");
+  assert.equal(refused.length, 2, "refused once (not_connected), then joined");
+  assert.ok(refused.every((r) => Object.keys(r.body).length === 0));
 });
 
 test("a rotated server key: 401 invalid_identity, a new identity, the line still goes, mine follows the new id", async () => {

@@ -1,6 +1,7 @@
 """The web client in Debian's Chromium (Playwright) against the whole local stack, for what the Node
 tests of the DOM-free modules cannot see: use by keyboard alone, the 360 px wide layout, and recovery from a
-dropped connection (fresh negotiate, re-join, catch-up with `after=`).
+dropped connection (fresh negotiate, re-join, catch-up with `after=`), a posting limit waited out in view
+(on a stack of its own with a small `CHAT_POST_LIMIT`), and the name dialog refusing invisible characters.
 
 A screenshot of the narrow layout is saved as test-artifacts/www-360.png."""
 
@@ -11,6 +12,8 @@ import asyncio
 import json
 import os
 import re
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -33,16 +36,54 @@ OUTLINE = "getComputedStyle(document.activeElement).outlineStyle"
 pytestmark = pytest.mark.browser
 
 
+def stack_args() -> argparse.Namespace:
+    return argparse.Namespace(host="127.0.0.1", port=0, cosmos_port=0, signalr_port=0, in_memory=True,
+                              data_dir=None, app_dir=ROOT / "functions", verbose=False)
+
+
 @pytest.fixture
 async def base():
-    args = argparse.Namespace(host="127.0.0.1", port=0, cosmos_port=0, signalr_port=0, in_memory=True,
-                              data_dir=None, app_dir=ROOT / "functions", verbose=False)
     stack = Stack()
     try:
-        await stack.start(args)
+        await stack.start(stack_args())
         yield stack.functions.url
     finally:
         await stack.close()
+
+
+POST_LIMIT_SETTING = "CHAT_POST_LIMIT"
+POST_LIMIT = (3, 6)  # lines per seconds, per identity
+
+
+def _read_post_limit(limits) -> object:
+    return limits.Limit.from_setting("post", POST_LIMIT_SETTING, "20/20s")
+
+
+@pytest.fixture
+async def limited_base():
+    """A stack of its own whose SaveChat takes 3 lines per 6 s per identity, so no other test is limited.
+
+    The app setting reaches the app as an environment variable (as in the worker). `chat.limits` reads it
+    once, when first imported; an earlier stack in this process may have imported it already, so the
+    limit is read again once the app is loaded, and read back without the setting afterwards."""
+    saved = os.environ.get(POST_LIMIT_SETTING)
+    os.environ[POST_LIMIT_SETTING] = f"{POST_LIMIT[0]}/{POST_LIMIT[1]}s"
+    stack = Stack()
+    limits = None
+    try:
+        await stack.start(stack_args())
+        limits = sys.modules["chat.limits"]
+        limits.POSTS = _read_post_limit(limits)
+        assert (limits.POSTS.count, limits.POSTS.seconds) == POST_LIMIT
+        yield stack.functions.url
+    finally:
+        await stack.close()
+        if saved is None:
+            os.environ.pop(POST_LIMIT_SETTING, None)
+        else:
+            os.environ[POST_LIMIT_SETTING] = saved
+        if limits is not None:
+            limits.POSTS = _read_post_limit(limits)
 
 
 @pytest.fixture
@@ -63,12 +104,25 @@ def room() -> str:
     return f"kb-{uuid.uuid4().hex[:8]}"
 
 
-async def post(base: str, room_name: str, user: str, text: str) -> dict:
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{base}/api/rooms/{room_name}/messages", json={"user": user, "text": text}
-    ) as r:
+async def new_token(http: aiohttp.ClientSession, base: str) -> str:
+    """A fresh identity's bearer token (`POST /api/identities`): every write needs one."""
+    async with http.post(f"{base}/api/identities", json={}) as r:
+        assert r.status == 201, await r.text()
+        return (await r.json())["token"]
+
+
+async def post_as(http: aiohttp.ClientSession, base: str, token: str, room_name: str, user: str,
+                  text: str) -> dict:
+    async with http.post(f"{base}/api/rooms/{room_name}/messages", json={"user": user, "text": text},
+                         headers={"Authorization": f"Bearer {token}"}) as r:
         assert r.status == 201, await r.text()
         return await r.json()
+
+
+async def post(base: str, room_name: str, user: str, text: str) -> dict:
+    """One line from someone else (a new identity each time, so no posting limit is reached)."""
+    async with aiohttp.ClientSession() as http:
+        return await post_as(http, base, await new_token(http, base), room_name, user, text)
 
 
 async def focused(page) -> str:
@@ -224,11 +278,11 @@ async def test_after_a_dropped_connection_the_page_renegotiates_rejoins_and_catc
     await page.wait_for_selector('#connection[data-state="reconnecting"]')
     # More than History's newest-200 window: the catch-up is sent on to HistoryAfter (307) and pages on.
     async with aiohttp.ClientSession() as http:
+        # Twelve identities, so that 230 lines stay under the posting limit (20 per 20 s per identity).
+        tokens = [await new_token(http, base) for _ in range(12)]
+
         async def away(i: int) -> dict:
-            async with http.post(f"{base}/api/rooms/{here}/messages",
-                                 json={"user": "Kim", "text": f"while away {i:03d}"}) as r:
-                assert r.status == 201
-                return await r.json()
+            return await post_as(http, base, tokens[i % len(tokens)], here, "Kim", f"while away {i:03d}")
 
         missed = sorted(await asyncio.gather(*(away(i) for i in range(230))),
                         key=lambda m: (m["createdAt"], m["id"]))
@@ -239,7 +293,10 @@ async def test_after_a_dropped_connection_the_page_renegotiates_rejoins_and_catc
     second = await page.evaluate("cosmicChat.state.connectionId")
     assert second and second != first
     assert len(negotiations) >= 2  # a fresh negotiate, not the old token
-    assert joins[0]["connectionId"] == first and joins[-1]["connectionId"] == second
+    me = await page.evaluate("cosmicChat.state.identityId")
+    assert all(url.split("?")[0].endswith(f"/api/negotiate/{me}") for url in negotiations)  # the identity id
+    assert len(joins) >= 2 and all(j == {} for j in joins)  # joined again, naming no connection
+    assert await page.evaluate("cosmicChat.state.joinedWith") == second
     assert any("after=" in q for q in history_queries)  # caught up, not reloaded
     assert any("/messages/after/" in r for r in redirects)  # deeper than the window: via HistoryAfter
     assert await texts(page) == ["while connected"] + [m["text"] for m in missed]
@@ -295,4 +352,92 @@ async def test_a_failed_send_is_kept_and_retried_or_edited_by_keyboard(base, bro
     async with aiohttp.ClientSession() as http, http.get(f"{base}/api/rooms/{here}/messages") as r:
         stored = (await r.json())["messages"]
     assert [(m["id"], m["text"]) for m in stored] == [(posts[0]["id"], "keep me")]
+    await context.close()
+
+
+async def test_sending_too_fast_waits_in_view_and_every_line_is_stored_once(limited_base, browser):
+    base, here = limited_base, room()
+    context = await browser.new_context(viewport=NARROW)
+    await context.add_init_script(f"localStorage.setItem('cosmic-chat.name', {json.dumps('Pat')})")
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    answers: list[tuple[int, str]] = []
+    page.on("response", lambda r: answers.append((r.status, r.headers.get("retry-after", "")))
+            if re.search(r"/api/rooms/[^/]+/messages$", r.url) and r.request.method == "POST" else None)
+    await page.goto(f"{base}/#{here}")
+    await page.wait_for_selector('#connection[data-state="live"]')
+
+    # The limit's windows are fixed (aligned to the epoch): start the burst early in one, so that it
+    # cannot straddle two windows and pass unlimited.
+    count, seconds = POST_LIMIT
+    while time.time() % seconds > seconds / 2:
+        await asyncio.sleep(0.05)
+    lines = [f"quick {i}" for i in range(5)]
+    await page.focus("#composer-text")
+    for text in lines:
+        await page.keyboard.type(text)
+        await page.keyboard.press("Enter")
+
+    # The status says so, with a countdown; the lines over the limit are pending (not failed) and say so.
+    countdown = re.compile(r"Sending too fast: retrying in (\d+) s")
+    held_js = """() => [...document.querySelectorAll('#messages li[data-status="pending"] .state')]
+                         .map(n => n.textContent).filter(t => t.startsWith('Sending too fast'))"""
+    await page.wait_for_function(f"() => ({held_js})().length === {5 - count}")
+    status = await page.text_content("#send-status")
+    assert countdown.fullmatch(status) and int(countdown.fullmatch(status)[1]) <= seconds, status
+    held = await page.evaluate(held_js)
+    assert all(countdown.fullmatch(state) for state in held), held
+    states = await page.eval_on_selector_all("#messages li", "items => items.map(li => li.dataset.status)")
+    assert len(states) == 5 and "failed" not in states, states
+    start = min(int(countdown.fullmatch(state)[1]) for state in held)
+    if start > 1:  # the lines count down while they wait
+        await page.wait_for_function(
+            f"() => ({held_js})().some(t => Number(t.match(/\\d+/)[0]) < {start})")
+    assert await page.locator('#messages li[data-status="failed"]').count() == 0
+
+    # After the wait all five are sent, confirmed, and stored once each, with the page's ids.
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#messages li[data-status=\"confirmed\"]').length === 5")
+    assert await page.text_content("#send-status") == ""
+    assert await texts(page) == lines
+    shown = await page.evaluate("cosmicChat.messages().map(m => [m.id, m.text])")
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/rooms/{here}/messages") as r:
+        stored = (await r.json())["messages"]
+    assert sorted((m["id"], m["text"]) for m in stored) == sorted(map(tuple, shown))
+    limited = [a for a in answers if a[0] == 429]
+    assert limited and all(int(after) <= seconds for _, after in limited)  # waited out, not failed
+    assert sorted(s for s, _ in answers if s != 429) == [201] * 5
+    await context.close()
+
+
+async def test_a_name_with_an_invisible_or_bidi_character_is_refused_in_the_dialog(base, browser):
+    context = await browser.new_context(viewport=NARROW)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    await page.goto(f"{base}/#{room()}")
+    await page.wait_for_selector("#name-dialog[open]")
+    async with aiohttp.ClientSession() as http:
+        token = await new_token(http, base)
+        for name, code_point in (("A\u200bna", "U+200B"), ("Ana\u202e", "U+202E")):
+            await page.fill("#name-input", name)
+            await page.click("#name-save")
+            expected = await page.evaluate(
+                "async n => (await import('/js/validate.js')).validateUser(n).message", name)
+            assert expected and code_point in expected
+            await page.wait_for_function(
+                "m => document.querySelector('#name-error').textContent === m", arg=expected)
+            assert await page.is_visible("#name-dialog")
+            assert await page.get_attribute("#name-input", "aria-invalid") == "true"
+            assert await page.evaluate("localStorage.getItem('cosmic-chat.name')") is None
+            # The server refuses the same name for the same reason.
+            async with http.post(f"{base}/api/rooms/{room()}/messages", json={"user": name, "text": "hi"},
+                                 headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status == 400
+                error = (await r.json())["error"]
+            assert (error["code"], error["field"]) == ("invisible_character", "user")
+            assert code_point in error["message"]
+    await page.fill("#name-input", "Ana")
+    await page.click("#name-save")
+    await page.wait_for_selector("#name-dialog", state="hidden")
+    assert await page.text_content("#me-name") == "Ana"
     await context.close()

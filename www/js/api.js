@@ -142,11 +142,6 @@ export async function requestJson(fetch, url, { method, body, expect, headers = 
   }
 }
 
-/** The SignalR user id of this page: `<identity id>.<session>` (the negotiate route value). */
-export function signalRUserId(identityId, session) {
-  return `${identityId}.${session}`;
-}
-
 /**
  * @param {{fetch: typeof fetch, identity?: {get(): Promise<{id: string, token: string}>,
  *   discard(identity: object): void}, baseUrl?: string, timeoutMs?: number}} options
@@ -188,17 +183,24 @@ export function createApi({ fetch, identity = null, baseUrl = "", timeoutMs = 15
 
   return {
     /**
-     * Adds this page's SignalR connection (user `<identity>.<session>`) to the
-     * room's group. Repeat after every reconnect. 404 `unknown_session`: the
-     * server sees no live connection for it (renegotiate, then join again).
+     * Adds the caller's SignalR user (the identity id) to the room's group,
+     * body `{}`. Membership belongs to the identity: every tab of the profile
+     * hears the room, and the service keeps it across reconnects. 404
+     * `not_connected`: the identity has no live SignalR connection (connect,
+     * then join again).
      */
-    async joinRoom(room, session) {
-      await authed("POST", () => `${roomPath(room)}/join`, { body: { session }, expect: 202 });
+    async joinRoom(room) {
+      await authed("POST", () => `${roomPath(room)}/join`, { body: {}, expect: 202 });
       return null;
     },
 
-    async leaveRoom(room, session) {
-      await authed("POST", () => `${roomPath(room)}/leave`, { body: { session }, expect: 202 });
+    /**
+     * Removes the identity from the room's group, in every tab of the profile.
+     * The page does not call it on a room switch (it would silence the room in
+     * the other tabs); it is here for an explicit "leave" action.
+     */
+    async leaveRoom(room) {
+      await authed("POST", () => `${roomPath(room)}/leave`, { body: {}, expect: 202 });
       return null;
     },
 
@@ -223,16 +225,17 @@ export function createApi({ fetch, identity = null, baseUrl = "", timeoutMs = 15
     },
 
     /**
-     * `POST /api/negotiate/<identity>.<session>` (`search` is kept, e.g.
+     * `POST /api/negotiate/<identity id>` (`search` is kept, e.g.
      * `?negotiateVersion=1`). Returns `{url, accessToken, userId}`: the
-     * SignalR service URL and its token, and the user id it was issued for.
+     * SignalR service URL and its token, and the user id it was issued for
+     * (the identity id: 403 `wrong_identity` for any other).
      */
-    async negotiate(session, { search = "" } = {}) {
+    async negotiate({ search = "" } = {}) {
       let userId = null;
       const { data } = await authed(
         "POST",
         (current) => {
-          userId = signalRUserId(current.id, session);
+          userId = current.id;
           return `/api/negotiate/${encodeURIComponent(userId)}${search}`;
         },
         { expect: 200 },
@@ -307,9 +310,13 @@ export const MAX_RETRY_AFTER_MS = 60000;
 /**
  * When sending may resume after a 429, shared by all lines of a page so a
  * burst of lines waits together instead of each hitting the limit again.
+ * Each line takes a ticket (`next`) when it starts; `waiting` holds the
+ * lines held by a 429 (ticket → settles when the line is through). A line
+ * never posts while a line sent before it is held, so a burst is stored in
+ * the order it was typed even though the held lines wake up together.
  */
 export function createRateGate() {
-  return { until: 0 };
+  return { until: 0, next: 0, waiting: new Map() };
 }
 
 /**
@@ -320,9 +327,11 @@ export function createRateGate() {
  * A 429 waits at least its `Retry-After` (through `gate`, so other lines wait
  * too) and tries again with the same id, up to `maxRateLimited` times; the
  * line stays pending meanwhile and `onWait({ms, until})` reports each wait
- * (`onWait(null)` when it is over). A `Retry-After` above `maxRetryAfterMs`
- * is not waited out: the line fails (retryable) with a sentence saying so.
- * The final error carries `retryable` for the Retry button.
+ * (`onWait(null)` when it is over). Lines held by a 429 resume in the order
+ * they were sent, each after the ones before it are through (`gate`). A
+ * `Retry-After` above `maxRetryAfterMs` is not waited out: the line fails
+ * (retryable) with a sentence saying so. The final error carries `retryable`
+ * for the Retry button.
  */
 export async function sendMessage(
   api,
@@ -340,38 +349,68 @@ export async function sendMessage(
 ) {
   let attempt = 0;
   let limited = 0;
-  for (;;) {
-    const blocked = gate.until - now();
-    if (blocked > 0) {
-      onWait({ ms: blocked, until: gate.until });
-      await sleep(blocked);
-      onWait(null);
-      continue; // another line may have pushed the gate further meanwhile
-    }
-    try {
-      return await api.postMessage(room, body);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 429) {
-        const wait = err.retryAfterMs ?? delays[Math.min(limited, delays.length - 1)] ?? 1000;
-        if (wait > maxRetryAfterMs) {
-          throw new ApiError({
-            status: 429,
-            code: err.code,
-            message: `Sending too fast: the server asks to wait ${Math.ceil(wait / 1000)} s. Try again later.`,
-            retryable: true,
-            retryAfterMs: wait,
-          });
-        }
-        if (limited >= maxRateLimited) throw err;
-        limited += 1;
-        gate.until = Math.max(gate.until, now() + wait);
+  gate.next ??= 0;
+  gate.waiting ??= new Map();
+  const ticket = gate.next;
+  gate.next += 1;
+  const hold = () => {
+    if (gate.waiting.has(ticket)) return;
+    let release;
+    const through = new Promise((resolve) => {
+      release = resolve;
+    });
+    gate.waiting.set(ticket, { through, release });
+  };
+  const letThrough = () => {
+    const held = gate.waiting.get(ticket);
+    gate.waiting.delete(ticket);
+    if (held) held.release();
+  };
+  const heldAhead = () => [...gate.waiting].filter(([t]) => t < ticket).map(([, held]) => held.through);
+  try {
+    for (;;) {
+      const blocked = gate.until - now();
+      if (blocked > 0) {
+        hold();
+        onWait({ ms: blocked, until: gate.until });
+        await sleep(blocked);
+        onWait(null);
+        continue; // another line may have pushed the gate further meanwhile
+      }
+      const ahead = heldAhead();
+      if (ahead.length > 0) {
+        await Promise.all(ahead); // lines sent earlier and held by a 429 go first
         continue;
       }
-      const retryable = err instanceof ApiError ? err.retryable : false;
-      if (!retryable || attempt >= delays.length) throw err;
-      await sleep(delays[attempt]);
-      attempt += 1;
+      try {
+        return await api.postMessage(room, body);
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 429) {
+          const wait = err.retryAfterMs ?? delays[Math.min(limited, delays.length - 1)] ?? 1000;
+          if (wait > maxRetryAfterMs) {
+            throw new ApiError({
+              status: 429,
+              code: err.code,
+              message: `Sending too fast: the server asks to wait ${Math.ceil(wait / 1000)} s. Try again later.`,
+              retryable: true,
+              retryAfterMs: wait,
+            });
+          }
+          if (limited >= maxRateLimited) throw err;
+          limited += 1;
+          gate.until = Math.max(gate.until, now() + wait);
+          hold(); // from here on, the lines sent after this one wait for it
+          continue;
+        }
+        letThrough(); // a retry delay must not hold up the lines sent after this one
+        const retryable = err instanceof ApiError ? err.retryable : false;
+        if (!retryable || attempt >= delays.length) throw err;
+        await sleep(delays[attempt]);
+        attempt += 1;
+      }
     }
+  } finally {
+    letThrough();
   }
 }
 
@@ -428,7 +467,7 @@ export function withoutStaleToken(request, pageOrigin, identityToken = null) {
 /**
  * The `send(request)` of the HttpClient the page gives the SignalR client.
  * The app's negotiate never goes through SignalR's own HTTP code: it is
- * `api.negotiate(session)` (identity token, `/api/negotiate/<id>.<session>`,
+ * `api.negotiate()` (identity token, `/api/negotiate/<identity id>`,
  * a new identity on 401), whatever URL and headers SignalR put on the
  * request, so the stale service token is dropped and the identity token is
  * added by us alone. Everything else (the service) goes to `next(request)`
@@ -439,7 +478,7 @@ export function withoutStaleToken(request, pageOrigin, identityToken = null) {
  * status)` (SignalR's HttpError), because SignalR rethrows it as a plain
  * "Failed to complete negotiation" that has lost the status and headers.
  *
- * @param {{api: ReturnType<typeof createApi>, session: string, pageOrigin: string,
+ * @param {{api: ReturnType<typeof createApi>, pageOrigin: string,
  *   next: (request: object) => Promise<object>,
  *   makeResponse: (statusCode: number, statusText: string, content: string) => object,
  *   makeError: (message: string, statusCode: number) => Error,
@@ -448,7 +487,6 @@ export function withoutStaleToken(request, pageOrigin, identityToken = null) {
  */
 export function createSignalRSend({
   api,
-  session,
   pageOrigin,
   next,
   makeResponse,
@@ -464,7 +502,7 @@ export function createSignalRSend({
     const search = new URL(request.url, pageOrigin).search;
     let answer;
     try {
-      answer = await api.negotiate(session, { search });
+      answer = await api.negotiate({ search });
     } catch (err) {
       onNegotiateError(err);
       throw makeError(err.message, err.status ?? 0);
@@ -509,23 +547,6 @@ export function newMessageId(cryptoImpl = globalThis.crypto) {
   b[8] = (b[8] & 0x3f) | 0x80;
   const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-const SESSION_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/**
- * This page load's session: 16 characters of [A-Za-z0-9] from
- * `crypto.getRandomValues` (bytes of 248 and above are drawn again, so every
- * character is equally likely). The SignalR user id is `<identity>.<session>`.
- */
-export function newSessionId(cryptoImpl = globalThis.crypto, length = 16) {
-  let out = "";
-  while (out.length < length) {
-    for (const byte of cryptoImpl.getRandomValues(new Uint8Array(length * 2))) {
-      if (byte < 248 && out.length < length) out += SESSION_ALPHABET[byte % 62];
-    }
-  }
-  return out;
 }
 
 /** `?transport=` override (websockets, sse, longpolling) as a SignalR HttpTransportType value. */

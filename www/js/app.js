@@ -3,7 +3,7 @@
 // (ui.js), and connects them to the browser: location hash, localStorage,
 // online/visibility events.
 
-import { createApi, createSignalRSend, newSessionId, reconnectDelay, signalRUserId, transportFromQuery } from "./api.js";
+import { createApi, createSignalRSend, reconnectDelay, transportFromQuery } from "./api.js";
 import { createIdentity, IDENTITY_KEY } from "./identity.js";
 import { ChatSession } from "./session.js";
 import { Status } from "./store.js";
@@ -54,11 +54,11 @@ function loadKnownRooms() {
  * The SignalR connection to the app's "/api": negotiate there, follow the
  * redirect to the service, any transport (or the one forced by ?transport=).
  * SignalR asks for `/api/negotiate`; our HttpClient answers that request with
- * `api.negotiate(session)`, i.e. `POST /api/negotiate/<identity>.<session>`
- * with the identity token, never SignalR's stale service token (see
+ * `api.negotiate()`, i.e. `POST /api/negotiate/<identity id>` with the
+ * identity token (the SignalR user id is the identity id), never SignalR's stale service token (see
  * api.createSignalRSend). `hooks.notBeforeMs()` is a negotiate 429's wait.
  */
-function buildConnection(signalR, { api, session, identity, hooks }) {
+function buildConnection(signalR, { api, identity, hooks }) {
   const origin = globalThis.location.origin;
   const logger = {
     log(level, message) {
@@ -70,7 +70,6 @@ function buildConnection(signalR, { api, session, identity, hooks }) {
       super(log);
       this.appSend = createSignalRSend({
         api,
-        session,
         pageOrigin: origin,
         next: (request) => super.send(request),
         makeResponse: (statusCode, statusText, content) => new signalR.HttpResponse(statusCode, statusText, content),
@@ -102,8 +101,6 @@ function start() {
   let knownRooms = loadKnownRooms();
   let countdown = null;
   let negotiatedUserId = null;
-  /** This page load's session: the SignalR user id is `<identity id>.<session>` (api.newSessionId). */
-  const sessionId = newSessionId();
   const fetchFn = (...args) => globalThis.fetch(...args);
   const identity = createIdentity({
     fetch: fetchFn,
@@ -149,7 +146,6 @@ function start() {
   const connection = signalR
     ? buildConnection(signalR, {
         api,
-        session: sessionId,
         identity,
         hooks: {
           onNegotiate: (answer) => {
@@ -164,7 +160,6 @@ function start() {
   session = new ChatSession({
     api,
     connection,
-    sessionId,
     isOnline: () => globalThis.navigator?.onLine !== false,
     view: {
       render(room, options = {}) {
@@ -273,8 +268,8 @@ function start() {
         connectionId: connection?.connectionId ?? null,
         joinedWith: session.joinedWith,
         identityId: session.selfId,
-        session: sessionId,
-        userId: negotiatedUserId ?? (session.selfId ? signalRUserId(session.selfId, sessionId) : null),
+        // The SignalR user id: the identity id the last negotiate was made for.
+        userId: negotiatedUserId,
       };
     },
     messages: () => session.storeFor(session.room).list().map((m) => ({ ...m })),

@@ -9,13 +9,22 @@
 // - withAutomaticReconnect re-runs start() from the original URL ("/api"),
 //   so every reconnect negotiates again and gets a new token and a new
 //   connection id (checked in @microsoft/signalr 10.0.11).
-// - The SignalR user id is `<identity id>.<session>`, `session` being this
-//   page load's random 16 characters: join and leave name the session, and
-//   the server adds that user's live connection to the group. Membership
-//   belongs to the connection, so after every (re)connect the session joins
-//   its room again and fetches what it missed with after=. A join answered
-//   404 `unknown_session` (the server sees no live connection for the user)
-//   restarts the connection (a fresh negotiate), then joins again.
+// - The SignalR user id is the identity id itself (negotiate at
+//   `/api/negotiate/<identity id>`), and join (body `{}`) adds that *user* to
+//   the room's group. Membership belongs to the identity, not to this tab:
+//   every tab of the browser profile hears every room any of its tabs joined,
+//   and the service keeps it across reconnects. So a room switch never leaves
+//   the previous room (that would silence it in the other tabs): it only
+//   joins the new one, and `newMessage`s of other rooms are filed in their
+//   own room's store, never shown in the current one.
+// - Because membership survives a reconnect, lines of a joined room can
+//   arrive on a new connection before this page has joined and caught up:
+//   the catch-up cursor is therefore taken when the connection is lost
+//   (`store.gap`), not when it comes back, or those early lines would move it
+//   past the hole. After every (re)connect the page joins its room again and
+//   fetches what it missed with after=. A join answered 404 `not_connected`
+//   (the server sees no live connection for the identity) restarts the
+//   connection (a fresh negotiate), then joins again.
 // - "Own" lines are decided by identity (`authorId`), never by display name.
 // - When the client's own retries give up, or the first start() fails, the
 //   session is "offline" and restarts with a capped backoff, at once when the
@@ -24,7 +33,7 @@
 import { createRateGate, fetchMissed, MAX_RETRY_AFTER_MS, newMessageId, offlineRetryDelay, sendMessage } from "./api.js";
 import { rateLimitLabel } from "./format.js";
 import { RoomStore, Status } from "./store.js";
-import { validateOutgoing } from "./validate.js";
+import { ROOM_PATTERN, validateOutgoing } from "./validate.js";
 
 const noop = () => {};
 
@@ -33,7 +42,6 @@ export class ChatSession {
    * @param {object} options
    * @param {ReturnType<import("./api.js").createApi>} options.api
    * @param {object|null} options.connection  a HubConnection (or null: no live updates)
-   * @param {string} [options.sessionId]  this page load's session (api.newSessionId), sent on join/leave
    * @param {string|null} [options.selfId]  the identity id, if already known (else setSelfId later)
    * @param {number} [options.pageSize]  history and catch-up page size
    * @param {number} [options.overlapMs] catch-up re-read window (see RoomStore.catchUpCursor)
@@ -50,7 +58,6 @@ export class ChatSession {
   constructor({
     api,
     connection = null,
-    sessionId = "",
     selfId = null,
     pageSize = 50,
     maxCatchUpPages = 40,
@@ -64,15 +71,14 @@ export class ChatSession {
     now = () => Date.now(),
     view = {},
   }) {
-    this.sessionId = sessionId;
     this.selfId = selfId;
     this.now = now;
     /** Shared by all lines: when sending may resume after a 429. */
     this.sendGate = createRateGate();
     /** A negotiate 429's Retry-After: no connect attempt before this time (ms). */
     this.connectNotBefore = 0;
-    /** Restarts caused by `unknown_session` since the last successful join (backoff after the first). */
-    this.sessionRestarts = 0;
+    /** Restarts caused by `not_connected` since the last successful join (backoff after the first). */
+    this.connectRestarts = 0;
     this.restarting = false;
     this.sendStatusText = "";
     this.api = api;
@@ -107,6 +113,7 @@ export class ChatSession {
       connection.on("newMessage", (message) => this.onNewMessage(message));
       connection.onreconnecting(() => {
         this.joinedWith = null;
+        this.markGaps();
         this.setConnection("reconnecting");
       });
       connection.onreconnected(() => this.onConnected());
@@ -152,21 +159,31 @@ export class ChatSession {
 
   // --- rooms ----------------------------------------------------------------
 
-  /** Switches to `room`: leave the old group (best effort), then join and load. */
+  /**
+   * Switches to `room`: join it and load. The previous room is not left: the
+   * membership is the identity's, shared by every tab of the profile, and its
+   * lines keep being filed in its own store (see onNewMessage).
+   */
   enterRoom(room) {
     if (room === this.room) return this.synced;
-    const previous = this.room;
-    const previousJoin = this.joinedWith;
     this.room = room;
     this.joinedWith = null;
     this.epoch += 1;
     this.render(room, { forceScroll: true });
-    if (previous && previousJoin && this.liveConnectionId() === previousJoin) {
-      // A missed leave only costs a few ignored messages (filtered by room).
-      this.api.leaveRoom(previous, this.sessionId).catch(noop);
-    }
     this.synced = this.syncRoom(this.epoch);
     return this.synced;
+  }
+
+  /**
+   * The live feed stops (connection lost or restarted): every loaded room
+   * that was complete up to now remembers where its hole may start, so that
+   * the next visit (or the re-sync of the current room) catches up from
+   * there, whatever arrives live on the next connection first.
+   */
+  markGaps() {
+    for (const store of this.stores.values()) {
+      if (store.loaded && store.gap === null) store.gap = { after: store.catchUpCursor(this.overlapMs) };
+    }
   }
 
   liveConnectionId() {
@@ -180,6 +197,12 @@ export class ChatSession {
    * between the two arrives live or in the page (de-duplicated either way).
    * Not connected: read history anyway so the page is useful; joining waits
    * for the connection. Retries with backoff until superseded by `epoch`.
+   *
+   * Where catch-up starts: a room never loaded reads its latest page (lines
+   * filed live from other tabs' rooms do not count); a room with a `gap`
+   * (the feed stopped, or it was loaded while not joined) starts at the gap;
+   * a room heard live all along starts at its newest confirmed line. Once
+   * done while joined, the room is complete and its gap is cleared.
    */
   async syncRoom(epoch) {
     const room = this.room;
@@ -188,12 +211,13 @@ export class ChatSession {
       try {
         const connectionId = this.liveConnectionId();
         if (connectionId && this.joinedWith !== connectionId) {
-          await this.api.joinRoom(room, this.sessionId);
+          await this.api.joinRoom(room);
           if (epoch !== this.epoch) return;
           this.joinedWith = connectionId;
-          this.sessionRestarts = 0;
+          this.connectRestarts = 0;
         }
-        const after = store.catchUpCursor(this.overlapMs);
+        const gap = store.loaded ? store.gap : { after: null };
+        const after = gap ? gap.after : store.catchUpCursor(this.overlapMs);
         if (after === null) {
           const page = await this.api.getMessages(room, { limit: this.pageSize });
           if (epoch !== this.epoch) return;
@@ -220,16 +244,18 @@ export class ChatSession {
             this.view.notice(
               `More than ${missed.count} messages arrived while you were away: the latest are shown, some before them are not.`,
             );
+            this.settleGap(store, connectionId);
             return;
           }
         }
         store.loaded = true;
+        this.settleGap(store, connectionId);
         if (epoch === this.epoch) this.view.notice("");
         return;
       } catch (err) {
         if (epoch !== this.epoch) return;
-        if (err && err.code === "unknown_session" && this.liveConnectionId()) {
-          // The server sees no live connection for our user id: a fresh negotiate, then join again.
+        if (err && err.code === "not_connected" && this.liveConnectionId()) {
+          // The server sees no live connection for our identity: a fresh negotiate, then join again.
           this.restartConnection();
           return;
         }
@@ -237,6 +263,19 @@ export class ChatSession {
         this.view.notice(`Could not load messages: ${err.message} Trying again in ${Math.round(wait / 1000)} s.`);
         await this.sleep(wait);
       }
+    }
+  }
+
+  /**
+   * A sync of `store` finished. Joined on a connection that is still live:
+   * the room is complete and heard live from now on (no gap). Otherwise it
+   * may miss what comes next: remember where to catch up from.
+   */
+  settleGap(store, connectionId) {
+    if (connectionId !== null && this.joinedWith === connectionId && this.liveConnectionId() === connectionId) {
+      store.gap = null;
+    } else if (store.gap === null) {
+      store.gap = { after: store.catchUpCursor(this.overlapMs) };
     }
   }
 
@@ -332,12 +371,21 @@ export class ChatSession {
 
   // --- live feed and connection ---------------------------------------------
 
+  /**
+   * A line from the live feed. It belongs to `message.room`, which may be
+   * another room this profile joined (in this tab earlier, or in another
+   * tab): it is filed in that room's store and shown (and announced) only if
+   * it is the current room.
+   */
   onNewMessage(message) {
-    if (!message || typeof message !== "object" || message.room !== this.room) return;
-    const store = this.storeFor(this.room);
+    if (!message || typeof message !== "object") return;
+    const room = message.room;
+    if (typeof room !== "string" || !ROOM_PATTERN.test(room)) return;
+    const store = this.storeFor(room);
     const known = store.get(message.id) !== undefined;
     if (!store.receive(message)) return;
-    this.render(this.room);
+    if (room !== this.room) return;
+    this.render(room);
     if (!known && !this.isOwn(store.get(message.id) ?? {})) {
       this.view.announce(`${message.user}: ${message.text.slice(0, 280)}`);
     }
@@ -366,7 +414,7 @@ export class ChatSession {
 
   /**
    * The connection is up but the server does not know it (join: 404
-   * `unknown_session`): stop it and start again (fresh negotiate). The first
+   * `not_connected`): stop it and start again (fresh negotiate). The first
    * time at once, then with the offline loop's backoff, so a server that
    * keeps answering so is not hammered.
    */
@@ -375,6 +423,7 @@ export class ChatSession {
     if (!connection || this.restarting) return;
     this.restarting = true;
     this.joinedWith = null;
+    this.markGaps();
     this.epoch += 1;
     this.setConnection("reconnecting");
     try {
@@ -384,8 +433,8 @@ export class ChatSession {
     } finally {
       this.restarting = false;
     }
-    const n = this.sessionRestarts;
-    this.sessionRestarts += 1;
+    const n = this.connectRestarts;
+    this.connectRestarts += 1;
     const wait = Math.max(n === 0 ? 0 : this.offlineDelay(n - 1), this.connectWaitMs());
     if (wait === 0) {
       await this.connectNow();
@@ -409,6 +458,7 @@ export class ChatSession {
   goOffline() {
     this.clearOfflineTimer();
     this.joinedWith = null;
+    this.markGaps();
     if (!this.isOnline()) {
       this.setConnection("offline"); // handleOnline() restarts us
       return;

@@ -96,6 +96,12 @@ export class RoomStore {
     this.sorted = null;
     /** True once the room's history has been loaded at least once. */
     this.loaded = false;
+    /**
+     * Null while the room is known complete and heard live; `{after}` when
+     * lines may be missing after `after` (a catch-up cursor; null: reload the
+     * latest page). Set and cleared by the session (session.js).
+     */
+    this.gap = null;
   }
 
   get size() {
