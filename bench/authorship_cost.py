@@ -52,7 +52,7 @@ async def run(count: int) -> dict[str, Any]:
         issued = json.loads(answer.get_body())
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {issued['token']}"}
         real_take = limits.take
-        limits.POSTS = limits.Limit("post", 10**6, 3600)  # counted, never refused
+        os.environ["CHAT_POST_LIMIT"] = "999999/3600s"  # counted, never refused
 
         async def no_limit(*_: Any, **__: Any) -> None:
             return None

@@ -51,7 +51,7 @@ async def save_chat(req: func.HttpRequest) -> func.HttpResponse:
         author = await _caller(req)
         room = validate_room(req.route_params.get("room"))
         document = new_message(room, parse_message(req.get_body()), author.id)
-        await limits.take(limits.POSTS, author.id)
+        await limits.take(limits.posts(), author.id)
         message, created = await saving.save_once(document)
     except ApiError as error:
         return error.response()
@@ -109,7 +109,7 @@ async def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpRes
         caller = await _caller(req)
         if req.route_params.get("userId") != caller.id:
             raise ApiError(403, "wrong_identity", "userId must be the id of the caller's identity", "userId")
-        await limits.take(limits.NEGOTIATIONS, caller.id)
+        await limits.take(limits.negotiations(), caller.id)
     except ApiError as error:
         return error.response()
     return func.HttpResponse(

@@ -11,10 +11,14 @@ Cost per message: one patch of a ~100-byte document (the container indexes nothi
 docs/api.md "Rate limits". A fixed window lets a burst of up to 2N straddle a boundary; for a chat that
 is acceptable, and it keeps the check to one request.
 
-Limits come from settings (`CHAT_POST_LIMIT`, `CHAT_NEGOTIATE_LIMIT`, as `<count>/<seconds>s`), read once."""
+Limits come from settings (`CHAT_POST_LIMIT`, `CHAT_NEGOTIATE_LIMIT`, as `<count>/<seconds>s`): checked when
+the app is indexed, so a bad value stops the app at start rather than at the first post, and read at each
+call (parsed once per value), so a host that changes the settings between two runs of the app gets the new
+ones."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -38,18 +42,29 @@ class Limit:
 
     @classmethod
     def from_setting(cls, name: str, setting: str, default: str) -> Limit:
-        raw = os.environ.get(setting) or default
-        match = _SPEC.fullmatch(raw)
-        if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-            raise ValueError(f"{setting}={raw!r}: expected <count>/<seconds>s, e.g. {default}")
-        return cls(name, int(match.group(1)), int(match.group(2)))
+        return _parse(name, setting, os.environ.get(setting) or default, default)
 
     def describe(self) -> str:
         return f"at most {self.count} per {self.seconds} s per identity"
 
 
-POSTS = Limit.from_setting("post", "CHAT_POST_LIMIT", "20/20s")
-NEGOTIATIONS = Limit.from_setting("negotiate", "CHAT_NEGOTIATE_LIMIT", "30/60s")
+@functools.lru_cache(maxsize=32)
+def _parse(name: str, setting: str, raw: str, default: str) -> Limit:
+    match = _SPEC.fullmatch(raw)
+    if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise ValueError(f"{setting}={raw!r}: expected <count>/<seconds>s, e.g. {default}")
+    return Limit(name, int(match.group(1)), int(match.group(2)))
+
+
+def posts() -> Limit:
+    return Limit.from_setting("post", "CHAT_POST_LIMIT", "20/20s")
+
+
+def negotiations() -> Limit:
+    return Limit.from_setting("negotiate", "CHAT_NEGOTIATE_LIMIT", "30/60s")
+
+
+posts(), negotiations()  # a bad setting fails indexing, named
 
 
 def _window(limit: Limit, now: float) -> tuple[int, int]:

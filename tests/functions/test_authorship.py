@@ -168,7 +168,7 @@ async def test_a_cross_site_simple_post_is_refused(store, app_module, content_ty
 
 
 async def test_a_flood_is_refused_with_retry_after_and_others_are_unaffected(store, app_module, monkeypatch):
-    monkeypatch.setattr(limits, "POSTS", limits.Limit("post", 3, 2))
+    monkeypatch.setenv("CHAT_POST_LIMIT", "3/2s")  # read at each call, as a host restart would
     flooder, bystander = await new_caller(), await new_caller()
     while time.time() % 2 > 1.2:  # start early in a window, so all of the flood falls into one
         await asyncio.sleep(0.05)
@@ -188,7 +188,7 @@ async def test_a_flood_is_refused_with_retry_after_and_others_are_unaffected(sto
 
 
 async def test_negotiate_is_limited_per_identity(store, app_module, monkeypatch):
-    monkeypatch.setattr(limits, "NEGOTIATIONS", limits.Limit("negotiate", 2, 60))
+    monkeypatch.setenv("CHAT_NEGOTIATE_LIMIT", "2/60s")
     alice, bob = await new_caller(), await new_caller()
 
     async def negotiate(caller):

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -55,35 +54,18 @@ POST_LIMIT_SETTING = "CHAT_POST_LIMIT"
 POST_LIMIT = (3, 6)  # lines per seconds, per identity
 
 
-def _read_post_limit(limits) -> object:
-    return limits.Limit.from_setting("post", POST_LIMIT_SETTING, "20/20s")
-
-
 @pytest.fixture
-async def limited_base():
+async def limited_base(monkeypatch: pytest.MonkeyPatch):
     """A stack of its own whose SaveChat takes 3 lines per 6 s per identity, so no other test is limited.
-
-    The app setting reaches the app as an environment variable (as in the worker). `chat.limits` reads it
-    once, when first imported; an earlier stack in this process may have imported it already, so the
-    limit is read again once the app is loaded, and read back without the setting afterwards."""
-    saved = os.environ.get(POST_LIMIT_SETTING)
-    os.environ[POST_LIMIT_SETTING] = f"{POST_LIMIT[0]}/{POST_LIMIT[1]}s"
+    The app setting reaches the app as an environment variable (as in the worker); `chat.limits` reads it
+    at each call."""
+    monkeypatch.setenv(POST_LIMIT_SETTING, f"{POST_LIMIT[0]}/{POST_LIMIT[1]}s")
     stack = Stack()
-    limits = None
     try:
         await stack.start(stack_args())
-        limits = sys.modules["chat.limits"]
-        limits.POSTS = _read_post_limit(limits)
-        assert (limits.POSTS.count, limits.POSTS.seconds) == POST_LIMIT
         yield stack.functions.url
     finally:
         await stack.close()
-        if saved is None:
-            os.environ.pop(POST_LIMIT_SETTING, None)
-        else:
-            os.environ[POST_LIMIT_SETTING] = saved
-        if limits is not None:
-            limits.POSTS = _read_post_limit(limits)
 
 
 @pytest.fixture
