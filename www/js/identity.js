@@ -1,8 +1,8 @@
 // This browser profile's identity: `{id, token}` from `POST /api/identities`,
 // kept in localStorage so every tab of the profile shares it. The token goes
 // as `Authorization: Bearer` on every call except history (api.js); the id
-// decides which lines are "mine" (store.js) and starts the SignalR user id
-// `<id>.<session>`. DOM-free.
+// decides which lines are "mine" (store.js) and is the SignalR user id of
+// every connection of the profile. DOM-free.
 
 import { ApiError, requestJson } from "./api.js";
 
