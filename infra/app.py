@@ -80,7 +80,7 @@ def verify_host(actual: str | None, expected: str, extra_origins: Sequence[str] 
 def keyless_settings(
     *,
     identity_client_id: pulumi.Input[str],
-    storage_account_name: pulumi.Input[str],
+    storage_blob_endpoint: pulumi.Input[str],
     cosmos_endpoint: pulumi.Input[str],
     signalr_service_uri: pulumi.Input[str],
     app_insights_connection_string: pulumi.Input[str],
@@ -89,7 +89,8 @@ def keyless_settings(
     strings."""
     settings: list[tuple[str, pulumi.Input[str]]] = []
     for prefix, (key, value) in (
-        ("AzureWebJobsStorage", ("accountName", storage_account_name)),
+        # Blob only: the host then never reaches for queues or tables, which it has no role for (storage.py).
+        ("AzureWebJobsStorage", ("blobServiceUri", storage_blob_endpoint)),
         ("CosmosDBConnection", ("accountEndpoint", cosmos_endpoint)),
         ("AzureSignalRConnectionString", ("serviceUri", signalr_service_uri)),
     ):

@@ -11,17 +11,17 @@ from infra.scope import Component, StackScope
 
 DEPLOYMENT_CONTAINER = "app-package"
 
-# The host needs blobs (leases, keys, the deployment package), queues and tables. Blob Data Owner on the
-# account also covers the deployment container.
-HOST_ROLES = (
-    ("blob-data-owner", roles.STORAGE_BLOB_DATA_OWNER),
-    ("queue-data-contributor", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR),
-    ("table-data-contributor", roles.STORAGE_TABLE_DATA_CONTRIBUTOR),
-)
+# Least privilege: the app has no queue, table or Durable functions (its trigger keeps leases in Cosmos DB),
+# so the host needs blobs only (its keys and locks, the deployment package), reached through
+# `AzureWebJobsStorage__blobServiceUri` alone (infra/app.py). Blob Data Owner on the account also covers the
+# deployment container. The official Flex + Cosmos DB + Python sample grants the same
+# (Azure-Samples/functions-quickstart-python-azd-cosmosdb `infra/main.bicep`: enableBlob true, enableQueue and
+# enableTable false, "Required for Durable Functions ...").
+HOST_ROLES = (("blob-data-owner", roles.STORAGE_BLOB_DATA_OWNER),)
 
 
 class HostStorage(Component):
-    """Storage for the host (leases, timers, queues) and the deployment package, reachable only with Entra ID.
+    """Storage for the host (its blobs) and the deployment package, reachable only with Entra ID.
 
     Shared keys are off, so nothing may use a connection string; `storage.Blob` would upload with the shared
     key, which is why the code goes through the app's /api/publish endpoint instead.

@@ -77,8 +77,6 @@ def test_every_resource_is_declared_once(dev: Run):
             ROLE,
             ROLE,
             ROLE,
-            ROLE,
-            ROLE,
             DYNAMIC,
         ]
     )
@@ -233,17 +231,24 @@ def test_monitoring_is_workspace_based_with_entra_only_ingestion(dev: Run):
     assert workspace.inputs["retentionInDays"] == 30
 
 
+def test_the_host_storage_grants_blob_only(dev: Run):
+    """Least privilege (issue 12): no queue, table or file role, and no setting that points the host at them,
+    as in the official Flex + Cosmos DB + Python sample (infra/storage.py)."""
+    account = dev.one("azure-native:storage:StorageAccount").state["id"]
+    on_storage = [r.inputs["roleDefinitionId"].rsplit("/", 1)[1] for r in dev.of_type(ROLE)
+                  if r.inputs["scope"] == account]
+    assert on_storage == [roles.STORAGE_BLOB_DATA_OWNER]
+    host_settings = {k for k in settings_of(dev) if k.startswith("AzureWebJobsStorage__")}
+    assert host_settings == {
+        "AzureWebJobsStorage__blobServiceUri",
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+    }
+
+
 def test_every_azure_role_assignment_guid_scope_and_principal_type(dev: Run):
     expected = {
         "storage-blob-data-owner": (roles.STORAGE_BLOB_DATA_OWNER, "azure-native:storage:StorageAccount"),
-        "storage-queue-data-contributor": (
-            roles.STORAGE_QUEUE_DATA_CONTRIBUTOR,
-            "azure-native:storage:StorageAccount",
-        ),
-        "storage-table-data-contributor": (
-            roles.STORAGE_TABLE_DATA_CONTRIBUTOR,
-            "azure-native:storage:StorageAccount",
-        ),
         "signalr-service-owner": (roles.SIGNALR_SERVICE_OWNER, "azure-native:signalrservice:SignalR"),
         "monitoring-metrics-publisher": (
             roles.MONITORING_METRICS_PUBLISHER,
@@ -270,7 +275,7 @@ def test_role_assignment_names_are_deterministic_and_distinct():
     a = roles.assignment_guid("/s/x", roles.STORAGE_BLOB_DATA_OWNER, "p")
     assert a == roles.assignment_guid("/S/X", roles.STORAGE_BLOB_DATA_OWNER, "P")
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", a)
-    assert a != roles.assignment_guid("/s/x", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR, "p")
+    assert a != roles.assignment_guid("/s/x", roles.SIGNALR_SERVICE_OWNER, "p")
     assert a != roles.assignment_guid("/s/y", roles.STORAGE_BLOB_DATA_OWNER, "p")
     assert a != roles.assignment_guid("/s/x", roles.STORAGE_BLOB_DATA_OWNER, "q")
 
@@ -307,12 +312,12 @@ def test_flex_plan_and_app_runtime_scale_and_security(dev: Run):
 
 def test_app_settings_keyless_and_complete(dev: Run):
     settings = settings_of(dev)
-    storage = dev.one("azure-native:storage:StorageAccount").state["name"]
+    blob = dev.one("azure-native:storage:StorageAccount").state["primaryEndpoints"]["blob"]
     cosmos = dev.one("azure-native:cosmosdb:DatabaseAccount").state["documentEndpoint"]
     signalr = dev.one("azure-native:signalrservice:SignalR").state["hostName"]
     connection = dev.one("azure-native:applicationinsights:Component").state["connectionString"]
     assert settings == {
-        "AzureWebJobsStorage__accountName": storage,
+        "AzureWebJobsStorage__blobServiceUri": blob,
         "AzureWebJobsStorage__credential": "managedidentity",
         "AzureWebJobsStorage__clientId": CLIENT_ID,
         "CosmosDBConnection__accountEndpoint": cosmos,
@@ -342,7 +347,7 @@ def test_roles_and_containers_exist_before_the_app_and_the_deployment(dev: Run):
     app = dev.one(WEBAPP)
     deployment = dev.one(DYNAMIC)
     role_urns = {r.urn for r in dev.of_type(ROLE) + dev.of_type(COSMOS_ROLE)}
-    assert len(role_urns) == 6
+    assert len(role_urns) == 4
     assert role_urns <= set(app.dependencies)
     assert role_urns <= set(deployment.dependencies)
     assert app.urn in deployment.dependencies
