@@ -65,6 +65,11 @@ def _client(environ: Mapping[str, str]) -> CosmosClient:
     return CosmosClient(endpoint, credential=credential, **options)
 
 
+def account(environ: Mapping[str, str] = os.environ) -> str:
+    """Which Cosmos DB account the setting names (its connection string or endpoint): a cache key."""
+    return environ.get(SETTING) or environ.get(f"{SETTING}__accountEndpoint", "")
+
+
 # One client per event loop and setting, made on first use and kept: an aio client's connection pool belongs
 # to the loop that made it (the worker runs one loop for its life; tests run many).
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, CosmosClient]] = (
@@ -76,7 +81,7 @@ def container(name: str, environ: Mapping[str, str] = os.environ) -> ContainerPr
     """A proxy for `chat/<name>`; making it does no I/O."""
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
-    key = environ.get(SETTING) or environ.get(f"{SETTING}__accountEndpoint", "")
+    key = account(environ)
     client = per_loop.get(key)
     if client is None:
         client = per_loop[key] = _client(environ)

@@ -12,9 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 import azure.functions as func
-from azure.core.exceptions import AzureError
 
-from . import cosmos, identity, limits, presence, saving
+from . import identity, limits, presence, saving
 from .errors import ApiError, json_response
 from .logs import invocation
 from .messages import (
@@ -32,15 +31,6 @@ from .validation import parse_history_query, parse_message, parse_room_action, r
 log = logging.getLogger("chat.handlers")
 
 
-async def _caller(req: func.HttpRequest) -> identity.Identity:
-    """The verified identity of the request (401 otherwise); the key is read once per process."""
-    try:
-        key = await identity.signing_key()
-    except (AzureError, cosmos.StoreUnavailable) as error:
-        raise cosmos.unavailable("the identity could not be checked", error) from None
-    return identity.verify(key, req.headers.get("authorization"))
-
-
 @invocation("SaveChat")
 async def save_chat(req: func.HttpRequest) -> func.HttpResponse:
     """Checks in order of cost, so a refused request costs nothing: media type, identity (one HMAC), the
@@ -48,7 +38,7 @@ async def save_chat(req: func.HttpRequest) -> func.HttpResponse:
     this call stored the message, 200 when a retry found it already stored."""
     try:
         require_json(req.headers)
-        author = await _caller(req)
+        author = await identity.caller(req.headers.get("authorization"))
         room = validate_room(req.route_params.get("room"))
         document = new_message(room, parse_message(req.get_body()), author.id)
         await limits.take(limits.posts(), author.id)
@@ -64,8 +54,8 @@ async def issue_identity(req: func.HttpRequest) -> func.HttpResponse:
     costs one HMAC; the id is random, so nobody can ask for someone else's."""
     try:
         key = await identity.signing_key()
-    except (AzureError, cosmos.StoreUnavailable) as error:
-        return cosmos.unavailable("no identity could be issued", error).response()
+    except ApiError as error:
+        return error.response()
     issued, token = identity.new_identity(key)
     return json_response({"id": issued.id, "token": token}, 201)
 
@@ -106,7 +96,7 @@ async def negotiate(req: func.HttpRequest, connection_info: str) -> func.HttpRes
     that id is the caller's own identity, so nobody receives a connection as someone else (the binding
     cannot check a signature: it reads the route). Never cached."""
     try:
-        caller = await _caller(req)
+        caller = await identity.caller(req.headers.get("authorization"))
         if req.route_params.get("userId") != caller.id:
             raise ApiError(403, "wrong_identity", "userId must be the id of the caller's identity", "userId")
         await limits.take(limits.negotiations(), caller.id)
@@ -129,7 +119,7 @@ async def _group(req: func.HttpRequest, actions: func.Out[str], action: str) -> 
     for a later connection. If the service cannot be asked, the binding is left to decide."""
     try:
         require_json(req.headers)
-        caller = await _caller(req)
+        caller = await identity.caller(req.headers.get("authorization"))
         room = validate_room(req.route_params.get("room"))
         parse_room_action(req.get_body())
         if not await _connected(caller.id):

@@ -23,6 +23,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from azure.core.exceptions import AzureError
 from azure.cosmos import exceptions
 
 from . import cosmos
@@ -78,11 +79,14 @@ _keys: dict[str, bytes] = {}
 
 
 async def signing_key(environ: Mapping[str, str] = os.environ) -> bytes:
-    """The key, read (or, the very first time, created) once per process."""
-    account = environ.get(cosmos.SETTING) or environ.get(f"{cosmos.SETTING}__accountEndpoint", "")
+    """The key, read (or, the very first time, created) once per process; 503 if the store cannot say."""
+    account = cosmos.account(environ)
     key = _keys.get(account)
     if key is None:
-        key = _keys[account] = await _load_or_create_key()
+        try:
+            key = _keys[account] = await _load_or_create_key()
+        except (AzureError, cosmos.StoreUnavailable) as error:
+            raise cosmos.unavailable("the identity key could not be read", error) from None
     return key
 
 
@@ -97,4 +101,6 @@ async def _load_or_create_key() -> bytes:
 
 
 async def caller(authorization: str | None) -> Identity:
+    """The verified identity in an `Authorization` header: 401 if it is not one, 503 if the key is
+    unreadable."""
     return verify(await signing_key(), authorization)

@@ -62,6 +62,11 @@ def expand(template: str, lookup: Callable[[str], str | None]) -> str:
     return _PLACEHOLDER.sub(lambda m: lookup(m.group(1).strip()) or "", template)
 
 
+def has_empty_placeholder(template: str, lookup: Callable[[str], str | None]) -> bool:
+    """True when some `{...}` of the template has no value for this request (it expands to "")."""
+    return any(not lookup(m.group(1).strip()) for m in _PLACEHOLDER.finditer(template))
+
+
 def _check_keys(name: str, overrides: Any, prefixes: tuple[str, ...], what: str) -> dict[str, Any]:
     if overrides is None:
         return {}

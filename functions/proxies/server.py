@@ -328,7 +328,7 @@ async def _backend(
         except ProxyConfigError:
             # A placeholder the request left empty (e.g. /api/config without ?userId=) names no function: the
             # request's 404, as Azure's host would answer the forwarded call, not a configuration error.
-            if config.expand(raw, lambda key: lookup(key) or "\0") != config.expand(raw, lookup):
+            if config.has_empty_placeholder(raw, lookup):
                 return not_found().response()
             raise
     url = config.expand(config.app_settings(raw), _Lookup(req, values, encode=True))
