@@ -24,23 +24,13 @@ from .auth import Authenticator, is_rid_path
 from .errors import CosmosError, bad_request
 from .notify import NotificationHub
 from .store import MAX_ITEM_BYTES, FeedPage, ItemResult, Store
+from .urls import ROUTES, flag, match
 
 log = logging.getLogger("emulators.cosmos")
 T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
 _JSON = "application/json"
-_NOT_SUPPORTED_TYPES = {
-    "sprocs",
-    "triggers",
-    "udfs",
-    "users",
-    "permissions",
-    "attachments",
-    "clientencryptionkeys",
-    "partitions",
-    "schemas",
-}
 _BODY_LIMIT = MAX_ITEM_BYTES + 64 * 1024  # request envelope allowance above the 2 MB item limit
 
 
@@ -82,10 +72,6 @@ def _too_deep() -> CosmosError:
     return bad_request(f"The document nests objects/arrays more than {MAX_NESTING} levels deep.")
 
 
-def _true(value: str | None) -> bool:
-    return value is not None and value.strip().lower() == "true"
-
-
 class StoreRunner:
     """Runs store calls on a single dedicated thread: serialised writes, a free event loop."""
 
@@ -110,6 +96,9 @@ class CosmosApp:
         self.hub = hub
 
     def build(self) -> web.Application:
+        missing = sorted({r.handler for r in ROUTES} - {n for n in dir(self) if not n.startswith("_")})
+        if missing:
+            raise TypeError(f"urls.ROUTES names handlers CosmosApp lacks: {missing}")
         app = web.Application(client_max_size=_BODY_LIMIT + 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
@@ -131,7 +120,8 @@ class CosmosApp:
                 raise CosmosError(
                     413, "Request size is too large: an item may be at most 2 MB (2097152 bytes)."
                 )
-            response = await self.route(request, segments)
+            name, captures = match(request.method, segments, request.headers)
+            response = await getattr(self, name)(request, **captures)
         except CosmosError as err:
             headers = {"x-ms-activity-id": activity, "x-ms-request-charge": "1", "Content-Type": _JSON}
             if err.substatus is not None:
@@ -153,48 +143,6 @@ class CosmosApp:
                 outcome,
             )
         return response
-
-    async def route(self, request: web.Request, seg: list[str]) -> web.StreamResponse:
-        method = request.method
-        n = len(seg)
-        if n == 0:
-            if method == "GET":
-                return self.account(request)
-            raise CosmosError(405, f"{method} is not allowed on the account.")
-        if seg[0] == "offers":
-            return self.feed_response("", "Offers", FeedPage([], None, 0), {})
-        if seg[0] != "dbs":
-            raise CosmosError(404, f"Unknown resource path '/{'/'.join(seg)}'.")
-        if n == 1:
-            return await self.databases(request)
-        if n == 2:
-            return await self.database(request, seg[1])
-        if seg[2] != "colls":
-            self._unsupported(seg[2])
-        if n == 3:
-            return await self.containers(request, seg[1])
-        if n == 4:
-            return await self.container(request, seg[1], seg[3])
-        if n == 6 and seg[4] == "operations" and seg[5] == "partitionkeydelete" and method == "POST":
-            lsn = await self.run(self.store.delete_partition, seg[1], seg[3], self.pk_header(request))
-            return web.Response(status=200, headers=self.coll_headers(seg[1], seg[3], lsn))
-        if n == 5 and seg[4] == "pkranges":
-            return await self.pkranges(request, seg[1], seg[3])
-        if seg[4] == "conflicts" and n in (5, 6):
-            return await self.conflicts(request, seg[1], seg[3], n == 6)
-        if seg[4] != "docs":
-            self._unsupported(seg[4])
-        if n == 5:
-            return await self.documents(request, seg[1], seg[3])
-        if n == 6:
-            return await self.document(request, seg[1], seg[3], seg[5])
-        self._unsupported(seg[6])
-        raise AssertionError("unreachable")
-
-    def _unsupported(self, kind: str) -> None:
-        if kind in _NOT_SUPPORTED_TYPES:
-            raise bad_request(f"Resource type '{kind}' is not supported by the emulator.")
-        raise CosmosError(404, f"Unknown resource type '{kind}'.")
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -315,7 +263,7 @@ class CosmosApp:
 
     # -- account, databases, containers -----------------------------------------------------------
 
-    def account(self, request: web.Request) -> web.Response:
+    async def account(self, request: web.Request) -> web.Response:
         endpoint = f"{request.scheme}://{request.host}/"
         location = [{"name": "South Central US", "databaseAccountEndpoint": endpoint}]
         doc = {
@@ -362,97 +310,92 @@ class CosmosApp:
         }
         return web.Response(body=json.dumps(doc).encode(), headers=self.base_headers())
 
-    @staticmethod
-    def is_query(request: web.Request) -> bool:
-        return _true(request.headers.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type
+    async def offers(self, _request: web.Request) -> web.Response:
+        return self.feed_response("", "Offers", FeedPage([], None, 0), {})
 
     async def query_feed(self, request: web.Request, feed: str, resources: list[Any]) -> web.Response:
         """A query over databases or containers: both are small in-memory lists, queried the same way."""
         text, params = self.query_spec(await self.json_body(request, (_JSON, "application/query+json")))
         page = await self.run(
-            self.store.query_resources, resources, text, params, self.page_size(request),
+            self.store.query_resources,
+            resources,
+            text,
+            params,
+            self.page_size(request),
             self.continuation(request),
         )
         return self.feed_response("", feed, page, self.base_headers())
 
-    async def databases(self, request: web.Request) -> web.Response:
-        if request.method == "POST":
-            if self.is_query(request):
-                return await self.query_feed(request, "Databases", await self.run(self.store.list_databases))
-            body = await self.json_body(request)
-            if not isinstance(body, dict):
-                raise bad_request("The database body must be a JSON object with an 'id'.")
-            doc = await self.run(self.store.create_database, body)
-            return self.resource_response(201, doc)
-        if request.method == "GET":
-            dbs = await self.run(self.store.list_databases)
-            page = FeedPage([json.dumps(d) for d in dbs], None, 0)
-            return self.feed_response("", "Databases", page, self.base_headers())
-        raise CosmosError(405, f"{request.method} is not allowed on /dbs.")
+    async def query_databases(self, request: web.Request) -> web.Response:
+        return await self.query_feed(request, "Databases", await self.run(self.store.list_databases))
 
-    async def database(self, request: web.Request, db: str) -> web.Response:
-        if request.method == "GET":
-            return self.resource_response(200, await self.run(self.store.get_database, db))
-        if request.method == "DELETE":
-            await self.run(self.store.delete_database, db)
-            return web.Response(status=204, headers=self.base_headers())
-        raise CosmosError(405, f"{request.method} is not allowed on a database.")
+    async def create_database(self, request: web.Request) -> web.Response:
+        body = await self.json_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("The database body must be a JSON object with an 'id'.")
+        return self.resource_response(201, await self.run(self.store.create_database, body))
 
-    async def containers(self, request: web.Request, db: str) -> web.Response:
-        if request.method == "POST":
-            if self.is_query(request):
-                colls = await self.run(self.store.list_containers, db)
-                return await self.query_feed(request, "DocumentCollections", colls)
-            body = await self.json_body(request)
-            if not isinstance(body, dict):
-                raise bad_request("The container body must be a JSON object with 'id' and 'partitionKey'.")
-            doc = await self.run(self.store.create_container, db, body)
-            return self.resource_response(201, doc)
-        if request.method == "GET":
-            colls = await self.run(self.store.list_containers, db)
-            db_doc = await self.run(self.store.get_database, db)
-            page = FeedPage([json.dumps(c) for c in colls], None, 0)
-            return self.feed_response(db_doc["_rid"], "DocumentCollections", page, self.base_headers())
-        raise CosmosError(405, f"{request.method} is not allowed on /colls.")
+    async def list_databases(self, _request: web.Request) -> web.Response:
+        dbs = await self.run(self.store.list_databases)
+        page = FeedPage([json.dumps(d) for d in dbs], None, 0)
+        return self.feed_response("", "Databases", page, self.base_headers())
 
-    async def container(self, request: web.Request, db: str, coll: str) -> web.Response:
-        if request.method == "GET":
-            doc = await self.run(self.store.get_container, db, coll)
-            return self.resource_response(
-                200,
-                doc,
-                {
-                    "x-ms-alt-content-path": f"dbs/{db}",
-                    "x-ms-resource-usage": "documentsCount=0",
-                    "x-ms-resource-quota": "documentsCount=-1",
-                },
-            )
-        if request.method == "PUT":
-            body = await self.json_body(request)
-            if not isinstance(body, dict):
-                raise bad_request("The container body must be a JSON object.")
-            return self.resource_response(200, await self.run(self.store.replace_container, db, coll, body))
-        if request.method == "DELETE":
-            await self.run(self.store.delete_container, db, coll)
-            return web.Response(status=204, headers=self.base_headers())
-        raise CosmosError(405, f"{request.method} is not allowed on a container.")
+    async def read_database(self, _request: web.Request, db: str) -> web.Response:
+        return self.resource_response(200, await self.run(self.store.get_database, db))
 
-    async def conflicts(self, request: web.Request, db: str, coll: str, one: bool) -> web.Response:
+    async def delete_database(self, _request: web.Request, db: str) -> web.Response:
+        await self.run(self.store.delete_database, db)
+        return web.Response(status=204, headers=self.base_headers())
+
+    async def query_containers(self, request: web.Request, db: str) -> web.Response:
+        colls = await self.run(self.store.list_containers, db)
+        return await self.query_feed(request, "DocumentCollections", colls)
+
+    async def create_container(self, request: web.Request, db: str) -> web.Response:
+        body = await self.json_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("The container body must be a JSON object with 'id' and 'partitionKey'.")
+        return self.resource_response(201, await self.run(self.store.create_container, db, body))
+
+    async def list_containers(self, _request: web.Request, db: str) -> web.Response:
+        colls = await self.run(self.store.list_containers, db)
+        db_doc = await self.run(self.store.get_database, db)
+        page = FeedPage([json.dumps(c) for c in colls], None, 0)
+        return self.feed_response(db_doc["_rid"], "DocumentCollections", page, self.base_headers())
+
+    async def read_container(self, _request: web.Request, db: str, coll: str) -> web.Response:
+        doc = await self.run(self.store.get_container, db, coll)
+        usage = {
+            "x-ms-alt-content-path": f"dbs/{db}",
+            "x-ms-resource-usage": "documentsCount=0",
+            "x-ms-resource-quota": "documentsCount=-1",
+        }
+        return self.resource_response(200, doc, usage)
+
+    async def replace_container(self, request: web.Request, db: str, coll: str) -> web.Response:
+        body = await self.json_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("The container body must be a JSON object.")
+        return self.resource_response(200, await self.run(self.store.replace_container, db, coll, body))
+
+    async def delete_container(self, _request: web.Request, db: str, coll: str) -> web.Response:
+        await self.run(self.store.delete_container, db, coll)
+        return web.Response(status=204, headers=self.base_headers())
+
+    async def delete_partition(self, request: web.Request, db: str, coll: str) -> web.Response:
+        lsn = await self.run(self.store.delete_partition, db, coll, self.pk_header(request))
+        return web.Response(status=200, headers=self.coll_headers(db, coll, lsn))
+
+    async def list_conflicts(self, _request: web.Request, db: str, coll: str) -> web.Response:
         """Write conflicts only arise with multiple write regions; this single-region account has none."""
         doc = await self.run(self.store.get_container, db, coll)
-        if one:
-            if request.method in ("GET", "DELETE"):
-                raise CosmosError(404, "Conflict not found: a single-region account has no write conflicts.")
-            raise CosmosError(405, f"{request.method} is not allowed on a conflict.")
-        if request.method == "GET" or (
-            request.method == "POST" and _true(request.headers.get("x-ms-documentdb-isquery"))
-        ):
-            return self.feed_response(doc["_rid"], "Conflicts", FeedPage([], None, 0), self.base_headers())
-        raise CosmosError(405, f"{request.method} is not allowed on /conflicts.")
+        return self.feed_response(doc["_rid"], "Conflicts", FeedPage([], None, 0), self.base_headers())
+
+    async def read_conflict(self, _request: web.Request, db: str, coll: str, conflict: str) -> web.Response:
+        await self.run(self.store.get_container, db, coll)
+        raise CosmosError(404, "Conflict not found: a single-region account has no write conflicts.")
 
     async def pkranges(self, request: web.Request, db: str, coll: str) -> web.Response:
-        if request.method != "GET":
-            raise CosmosError(405, f"{request.method} is not allowed on /pkranges.")
         doc = await self.run(self.store.get_container, db, coll)
         etag = f'"pkranges-{doc["_rid"]}"'
         if request.headers.get("If-None-Match") == etag:
@@ -477,48 +420,37 @@ class CosmosApp:
 
     # -- documents ---------------------------------------------------------------------------------
 
-    async def documents(self, request: web.Request, db: str, coll: str) -> web.Response:
+    async def create_item(self, request: web.Request, db: str, coll: str) -> web.Response:
         h = request.headers
-        if request.method == "POST":
-            if _true(h.get("x-ms-cosmos-is-batch-request")):
-                return await self.batch(request, db, coll)
-            if _true(h.get("x-ms-cosmos-is-query-plan-request")):
-                raise bad_request("Query plans are not supported: the emulator executes queries directly.")
-            if _true(h.get("x-ms-documentdb-isquery")) or "query+json" in request.content_type:
-                return await self.query(request, db, coll)
-            doc = await self.json_body(request)
-            result = await self.run(
-                self.store.upsert_item,
-                db,
-                coll,
-                doc,
-                self.pk_header(request),
-                upsert=_true(h.get("x-ms-documentdb-is-upsert")),
-                if_match=h.get("If-Match"),
-                if_none_match=h.get("If-None-Match"),
-            )
-            self.hub.notify(db, coll)
-            return self.item_response(request, db, coll, result)
-        if request.method == "GET":
-            aim = h.get("A-IM")
-            if aim is not None:
-                return await self.change_feed(request, db, coll, aim)
-            self.check_range_id(request)
-            page = await self.run(
-                self.store.read_feed,
-                db,
-                coll,
-                self.pk_header(request),
-                self.epk_range(request),
-                self.page_size(request),
-                self.continuation(request),
-            )
-            rid = page.rid
-            return self.feed_response(rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
-        raise CosmosError(405, f"{request.method} is not allowed on /docs.")
+        doc = await self.json_body(request)
+        result = await self.run(
+            self.store.upsert_item,
+            db,
+            coll,
+            doc,
+            self.pk_header(request),
+            upsert=flag(h.get("x-ms-documentdb-is-upsert")),
+            if_match=h.get("If-Match"),
+            if_none_match=h.get("If-None-Match"),
+        )
+        self.hub.notify(db, coll)
+        return self.item_response(request, db, coll, result)
+
+    async def read_feed(self, request: web.Request, db: str, coll: str) -> web.Response:
+        self.check_range_id(request)
+        page = await self.run(
+            self.store.read_feed,
+            db,
+            coll,
+            self.pk_header(request),
+            self.epk_range(request),
+            self.page_size(request),
+            self.continuation(request),
+        )
+        return self.feed_response(page.rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
 
     async def batch(self, request: web.Request, db: str, coll: str) -> web.Response:
-        if not _true(request.headers.get("x-ms-cosmos-batch-atomic", "True")):
+        if not flag(request.headers.get("x-ms-cosmos-batch-atomic", "True")):
             raise bad_request(
                 "Only atomic transactional batches are supported (x-ms-cosmos-batch-atomic: True)."
             )
@@ -533,7 +465,10 @@ class CosmosApp:
             status=status, body=json.dumps(results).encode(), headers=self.coll_headers(db, coll, lsn)
         )
 
-    async def query(self, request: web.Request, db: str, coll: str) -> web.Response:
+    async def query_plan(self, _request: web.Request, db: str, coll: str) -> web.Response:
+        raise bad_request("Query plans are not supported: the emulator executes queries directly.")
+
+    async def query_items(self, request: web.Request, db: str, coll: str) -> web.Response:
         self.check_range_id(request)
         text, params = self.query_spec(await self.json_body(request, ("application/query+json", _JSON)))
         page = await self.run(
@@ -547,17 +482,35 @@ class CosmosApp:
             self.page_size(request),
             self.continuation(request),
         )
-        rid = page.rid
-        return self.feed_response(rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
+        return self.feed_response(page.rid, "Documents", page, self.coll_headers(db, coll, page.lsn))
 
-    async def change_feed(self, request: web.Request, db: str, coll: str, aim: str) -> web.Response:
+    async def change_feed(self, request: web.Request, db: str, coll: str) -> web.Response:
+        aim = request.headers["A-IM"]
         if aim.strip().lower() != "incremental feed":
             raise bad_request(
                 f"A-IM '{aim}' is not supported: the emulator serves the latest-version "
                 "change feed ('Incremental Feed') only."
             )
         self.check_range_id(request)
-        h = request.headers
+        after, since = self.change_feed_start(request.headers)
+        page = await self.run(
+            self.store.change_feed,
+            db,
+            coll,
+            after_lsn=after,
+            since_ts=since,
+            pk=self.pk_header(request),
+            epk_range=self.epk_range(request),
+            max_items=self.page_size(request),
+        )
+        headers = self.coll_headers(db, coll, page.lsn, {"etag": page.etag or '"0"'})
+        if page.not_modified:
+            return web.Response(status=304, headers=headers)
+        return self.feed_response(page.rid, "Documents", page, headers)
+
+    @staticmethod
+    def change_feed_start(h: Any) -> tuple[int | None, int | None]:
+        """(after LSN, since timestamp) from If-None-Match / If-Modified-Since; None LSN = from now."""
         inm = h.get("If-None-Match")
         after: int | None
         if inm is None:
@@ -582,52 +535,50 @@ class CosmosApp:
                 ) from None
             if after is None:
                 after = 0
-        page = await self.run(
-            self.store.change_feed,
+        return after, since
+
+    async def read_item(self, request: web.Request, db: str, coll: str, item: str) -> web.Response:
+        result = await self.run(self.store.read_item, db, coll, item, self.pk_header(request))
+        inm = request.headers.get("If-None-Match")
+        if inm and inm == result.etag:
+            return web.Response(
+                status=304, headers=self.coll_headers(db, coll, result.lsn, {"etag": result.etag})
+            )
+        return self.item_response(request, db, coll, result)
+
+    async def replace_item(self, request: web.Request, db: str, coll: str, item: str) -> web.Response:
+        doc = await self.json_body(request)
+        result = await self.run(
+            self.store.replace_item,
             db,
             coll,
-            after_lsn=after,
-            since_ts=since,
-            pk=self.pk_header(request),
-            epk_range=self.epk_range(request),
-            max_items=self.page_size(request),
+            item,
+            doc,
+            self.pk_header(request),
+            request.headers.get("If-Match"),
         )
-        headers = self.coll_headers(db, coll, page.lsn, {"etag": page.etag or '"0"'})
-        if page.not_modified:
-            return web.Response(status=304, headers=headers)
-        rid = page.rid
-        return self.feed_response(rid, "Documents", page, headers)
+        self.hub.notify(db, coll)
+        return self.item_response(request, db, coll, result)
 
-    async def document(self, request: web.Request, db: str, coll: str, item_id: str) -> web.Response:
-        h = request.headers
-        method = request.method
-        if method == "GET":
-            result = await self.run(self.store.read_item, db, coll, item_id, self.pk_header(request))
-            if h.get("If-None-Match") and h.get("If-None-Match") == result.etag:
-                return web.Response(
-                    status=304, headers=self.coll_headers(db, coll, result.lsn, {"etag": result.etag})
-                )
-            return self.item_response(request, db, coll, result)
-        if method == "PUT":
-            doc = await self.json_body(request)
-            result = await self.run(
-                self.store.replace_item, db, coll, item_id, doc, self.pk_header(request), h.get("If-Match")
-            )
-            self.hub.notify(db, coll)
-            return self.item_response(request, db, coll, result)
-        if method == "PATCH":
-            patch = await self.json_body(request, ("application/json-patch+json", _JSON))
-            result = await self.run(
-                self.store.patch_item, db, coll, item_id, self.pk_header(request), patch, h.get("If-Match")
-            )
-            self.hub.notify(db, coll)
-            return self.item_response(request, db, coll, result)
-        if method == "DELETE":
-            result = await self.run(
-                self.store.delete_item, db, coll, item_id, self.pk_header(request), h.get("If-Match")
-            )
-            return web.Response(status=204, headers=self.coll_headers(db, coll, result.lsn))
-        raise CosmosError(405, f"{method} is not allowed on a document.")
+    async def patch_item(self, request: web.Request, db: str, coll: str, item: str) -> web.Response:
+        patch = await self.json_body(request, ("application/json-patch+json", _JSON))
+        result = await self.run(
+            self.store.patch_item,
+            db,
+            coll,
+            item,
+            self.pk_header(request),
+            patch,
+            request.headers.get("If-Match"),
+        )
+        self.hub.notify(db, coll)
+        return self.item_response(request, db, coll, result)
+
+    async def delete_item(self, request: web.Request, db: str, coll: str, item: str) -> web.Response:
+        result = await self.run(
+            self.store.delete_item, db, coll, item, self.pk_header(request), request.headers.get("If-Match")
+        )
+        return web.Response(status=204, headers=self.coll_headers(db, coll, result.lsn))
 
     def item_response(self, request: web.Request, db: str, coll: str, result: ItemResult) -> web.Response:
         headers = self.coll_headers(db, coll, result.lsn, {"etag": result.etag or ""})
