@@ -1,9 +1,9 @@
 """The data-plane REST API, in its v1 (``/api/v1/hubs/{hub}``) and 2022-06-01 (``/api/hubs/{hub}``) forms.
 
-Routing is done here on the raw path, segment by segment, because names may contain escaped
-slashes (``%2F``) and the ``:send`` / ``:closeConnections`` suffixes are path segments. Like the
-official emulator, both families accept every action in both path orders (``groups/g/users/u`` and
-``users/u/groups/g``) and GET wherever HEAD is documented; status codes follow each family's swagger.
+This module parses the hub prefix, the api-version and the token on the raw path (names may contain
+escaped slashes, ``%2F``, and the ``:send`` / ``:closeConnections`` suffixes are path segments); the
+operations under a hub are declared in ``urls.py`` and implemented below, one function per
+row. Status codes follow each family's swagger.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import auth
+from . import auth, urls
 from .client import HUB_NAME, KEY_KEY, STATE_KEY
 from .hub import Connection, Hub, ServiceState
 from .protocol import invocation
@@ -32,8 +32,9 @@ class RestError(Exception):
     """`error_code` is the service's `x-ms-error-code` header, by which the Management SDK tells an expected
     404 (e.g. adding a connection that is gone, `Error.Connection.NotExisted`) from a wrong endpoint."""
 
-    def __init__(self, status: int, code: str, message: str, target: str | None = None,
-                 error_code: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, target: str | None = None, error_code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.target = status, code, message, target
         self.error_code = error_code
@@ -57,8 +58,9 @@ class Call:
         return v1 if self.v1 else v2022
 
 
-def _error(status: int, code: str, message: str, target: str | None = None,
-           error_code: str | None = None) -> web.Response:
+def _error(
+    status: int, code: str, message: str, target: str | None = None, error_code: str | None = None
+) -> web.Response:
     body = {"code": code, "message": message, "target": target, "details": [], "inner": None}
     headers = {"x-ms-error-code": error_code} if error_code else None
     return web.json_response(body, status=status, headers=headers)
@@ -93,16 +95,29 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     else:
         raise RestError(404, "NotFound", f"No REST API at {request.path}.")
     if not HUB_NAME.match(hub_name):
-        raise RestError(400, "InvalidHubName", "Hub name must start with a letter and use only letters, "
-                        "digits and _`,.[] (at most 128 characters).", "hub")
+        raise RestError(
+            400,
+            "InvalidHubName",
+            "Hub name must start with a letter and use only letters, "
+            "digits and _`,.[] (at most 128 characters).",
+            "hub",
+        )
     if not v1:
         version = request.query.get("api-version")
         if not version:
-            raise RestError(400, "MissingApiVersion", "Query parameter 'api-version' is required "
-                            f"(e.g. api-version={API_VERSION}).", "api-version")
+            raise RestError(
+                400,
+                "MissingApiVersion",
+                f"Query parameter 'api-version' is required (e.g. api-version={API_VERSION}).",
+                "api-version",
+            )
         if version not in SUPPORTED_API_VERSIONS:
-            raise RestError(400, "UnsupportedApiVersion", f"api-version '{version}' is not supported; "
-                            f"use {API_VERSION}.", "api-version")
+            raise RestError(
+                400,
+                "UnsupportedApiVersion",
+                f"api-version '{version}' is not supported; use {API_VERSION}.",
+                "api-version",
+            )
     _authorize(request, state)
     action = None
     if rest and _ACTION.match(rest[-1]):
@@ -112,8 +127,12 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     application = request.query.get("application")
     if application:  # the service prefixes hubs of an application: clients connect to hub "{app}_{hub}"
         if not HUB_NAME.match(application):
-            raise RestError(400, "InvalidApplicationName", "Application name must start with a letter "
-                            "and use only letters, digits and _.", "application")
+            raise RestError(
+                400,
+                "InvalidApplicationName",
+                "Application name must start with a letter and use only letters, digits and _.",
+                "application",
+            )
         hub_name = f"{application}_{hub_name}"
     call = Call(request, v1, state.hub(hub_name), rest, action)
     try:
@@ -139,20 +158,29 @@ async def _message(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.read()  # the app's client_max_size is MAX_BODY
     except web.HTTPRequestEntityTooLarge:
-        raise RestError(413, "PayloadTooLarge",
-                        f"The request body is over the {MAX_BODY}-byte limit.") from None
+        raise RestError(
+            413, "PayloadTooLarge", f"The request body is over the {MAX_BODY}-byte limit."
+        ) from None
     try:
         payload = json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError):
-        raise RestError(400, "InvalidBody", "The body must be a JSON object like "
-                        '{"target": "newMessage", "arguments": [...]}.', "message") from None
+        raise RestError(
+            400,
+            "InvalidBody",
+            'The body must be a JSON object like {"target": "newMessage", "arguments": [...]}.',
+            "message",
+        ) from None
     if not isinstance(payload, dict):
         raise RestError(400, "InvalidBody", "The body must be a JSON object.", "message")
     target = payload.get("target", payload.get("Target"))
     arguments = payload.get("arguments", payload.get("Arguments", []))
     if not isinstance(target, str) or not target:
-        raise RestError(400, "InvalidTarget", "Field 'target' is required: a non-empty string naming the "
-                        "client method.", "target")
+        raise RestError(
+            400,
+            "InvalidTarget",
+            "Field 'target' is required: a non-empty string naming the client method.",
+            "target",
+        )
     if arguments is None:
         arguments = []
     if not isinstance(arguments, list):
@@ -178,8 +206,13 @@ def _excluded(request: web.Request) -> set[str]:
 def _connection(call: Call, conn_id: str, error_code: str = CONNECTION_GONE) -> Connection:
     conn = call.hub.connections.get(conn_id)
     if conn is None or not conn.online:
-        raise RestError(404, "NotFound", f"Connection '{conn_id}' does not exist in hub '{call.hub.name}'.",
-                        "connectionId", error_code)
+        raise RestError(
+            404,
+            "NotFound",
+            f"Connection '{conn_id}' does not exist in hub '{call.hub.name}'.",
+            "connectionId",
+            error_code,
+        )
     return conn
 
 
@@ -190,8 +223,9 @@ def _ttl(request: web.Request) -> float | None:
     try:
         ttl = int(raw)
     except ValueError:
-        raise RestError(400, "InvalidTtl", "Query parameter 'ttl' must be a whole number of seconds.",
-                        "ttl") from None
+        raise RestError(
+            400, "InvalidTtl", "Query parameter 'ttl' must be a whole number of seconds.", "ttl"
+        ) from None
     if ttl < 0:
         raise RestError(400, "InvalidTtl", "Query parameter 'ttl' must not be negative.", "ttl")
     return float(ttl)
@@ -222,97 +256,122 @@ def _close_all(call: Call, state: ServiceState, conns: list[Connection]) -> web.
 
 
 async def _route(call: Call, state: ServiceState) -> web.StreamResponse:
-    method = call.request.method
-    hub = call.hub
-    rest = call.rest
-    kind = rest[0].lower() if rest else ""
-    n = len(rest)
-
-    if n == 0:
-        if method == "POST" and call.action == "closeConnections":
-            return _close_all(call, state, list(hub.connections.values()))
-        if method == "POST" and call.action in (None, "send"):
-            excluded = _excluded(call.request)
-            conns = hub.connections.values()
-            return await _send(call, state, [c for c in conns if c.id not in excluded] if excluded else conns)
-
-    elif kind == "users" and n >= 2:
-        user = rest[1]
-        if n == 2:
-            if method == "POST" and call.action == "closeConnections":
-                return _close_all(call, state, list(hub.users.get(user, ())))
-            if method == "POST" and call.action in (None, "send"):
-                return await _send(call, state, list(hub.users.get(user, ())))
-            if method in ("GET", "HEAD"):
-                return _exists(bool(hub.users.get(user)), "Warning.User.NotExisted")
-        elif n == 3 and rest[2].lower() == "groups" and method == "DELETE":
-            hub.remove_user_from_all_groups(user)
-            return web.Response(status=call.status(202, 204))
-        elif n == 4 and rest[2].lower() == "groups":
-            return _user_group(call, user, _group(rest[3]))
-
-    elif kind == "groups" and n >= 2:
-        group = _group(rest[1])
-        if n == 2:
-            if method == "POST" and call.action == "closeConnections":
-                return _close_all(call, state, list(hub.group_members(group)))
-            if method == "POST" and call.action in (None, "send"):
-                excluded = _excluded(call.request)
-                members = hub.group_members(group)
-                return await _send(call, state, [c for c in members if c.id not in excluded] if excluded
-                                   else list(members))
-            if method in ("GET", "HEAD"):
-                return _exists(bool(hub.group_members(group)), "Warning.Group.NotExisted")
-        elif n == 4 and rest[2].lower() == "users":
-            return _user_group(call, rest[3], group)
-        elif n == 4 and rest[2].lower() == "connections":
-            return _connection_group(call, rest[3], group)
-
-    elif kind == "connections" and n >= 2:
-        conn_id = rest[1]
-        if n == 2:
-            if method == "POST" and call.action in (None, "send"):
-                conn = hub.connections.get(conn_id)
-                return await _send(call, state, [conn] if conn is not None else [])
-            if method in ("GET", "HEAD"):
-                conn = hub.connections.get(conn_id)
-                return _exists(conn is not None and conn.online, CONNECTION_GONE)
-            if method == "DELETE":
-                conn = _connection(call, conn_id)
-                state.close(conn, call.request.query.get("reason"), allow_reconnect=True)
-                return web.Response(status=call.status(202, 200))
-        elif n == 3 and rest[2].lower() == "groups" and method == "DELETE":
-            hub.remove_from_all_groups(_connection(call, conn_id))
-            return web.Response(status=200)
-        elif n == 4 and rest[2].lower() == "groups":
-            return _connection_group(call, conn_id, _group(rest[3]))
-
-    raise RestError(404 if method in ("GET", "HEAD", "POST", "PUT", "DELETE") else 405, "NotFound",
-                    f"No REST operation {method} {call.request.path}.")
+    found = urls.match(call.request.method, call.rest, call.action)
+    if found is None:
+        message = urls.wrong_method(call.rest)
+        if message:
+            raise RestError(405, "MethodNotAllowed", message)
+        method = call.request.method
+        raise RestError(
+            404 if method in ("GET", "HEAD", "POST", "PUT", "DELETE") else 405,
+            "NotFound",
+            f"No REST operation {method} {call.request.path}.",
+        )
+    name, captures = found
+    return await OPERATIONS[name](call, state, **captures)
 
 
-def _user_group(call: Call, user: str, group: str) -> web.Response:
-    method, hub = call.request.method, call.hub
-    if method == "PUT":
-        hub.add_user_to_group(user, group, _ttl(call.request))
-        return web.Response(status=call.status(202, 200))
-    if method == "DELETE":
-        hub.remove_user_from_group(user, group)
-        return web.Response(status=call.status(202, 204))
-    if method in ("GET", "HEAD"):
-        return _exists(hub.user_in_group(user, group), "Info.User.NotInGroup")
-    raise RestError(405, "MethodNotAllowed", "User-group membership takes PUT, DELETE, HEAD or GET.")
+# -- the operations of urls.ROUTES, one per row --------------------------------------------------------
 
 
-def _connection_group(call: Call, conn_id: str, group: str) -> web.Response:
-    method, hub = call.request.method, call.hub
-    conn = _connection(call, conn_id, CONNECTION_GONE_ERROR if method == "PUT" else CONNECTION_GONE)
-    if method == "PUT":
-        hub.add_to_group(conn, group)
-        return web.Response(status=200)
-    if method == "DELETE":
-        hub.remove_from_group(conn, group)
-        return web.Response(status=200)
-    if method in ("GET", "HEAD"):
-        return _exists(group in conn.groups)
-    raise RestError(405, "MethodNotAllowed", "Connection-group membership takes PUT, DELETE, HEAD or GET.")
+async def close_hub(call: Call, state: ServiceState) -> web.Response:
+    return _close_all(call, state, list(call.hub.connections.values()))
+
+
+async def broadcast(call: Call, state: ServiceState) -> web.Response:
+    excluded = _excluded(call.request)
+    conns = call.hub.connections.values()
+    return await _send(call, state, [c for c in conns if c.id not in excluded] if excluded else conns)
+
+
+async def close_user(call: Call, state: ServiceState, user: str) -> web.Response:
+    return _close_all(call, state, list(call.hub.users.get(user, ())))
+
+
+async def send_to_user(call: Call, state: ServiceState, user: str) -> web.Response:
+    return await _send(call, state, list(call.hub.users.get(user, ())))
+
+
+async def user_exists(call: Call, _state: ServiceState, user: str) -> web.Response:
+    return _exists(bool(call.hub.users.get(user)), "Warning.User.NotExisted")
+
+
+async def remove_user_from_all_groups(call: Call, _state: ServiceState, user: str) -> web.Response:
+    call.hub.remove_user_from_all_groups(user)
+    return web.Response(status=call.status(202, 204))
+
+
+async def add_user_to_group(call: Call, _state: ServiceState, user: str, group: str) -> web.Response:
+    call.hub.add_user_to_group(user, _group(group), _ttl(call.request))
+    return web.Response(status=call.status(202, 200))
+
+
+async def remove_user_from_group(call: Call, _state: ServiceState, user: str, group: str) -> web.Response:
+    call.hub.remove_user_from_group(user, _group(group))
+    return web.Response(status=call.status(202, 204))
+
+
+async def user_in_group(call: Call, _state: ServiceState, user: str, group: str) -> web.Response:
+    return _exists(call.hub.user_in_group(user, _group(group)), "Info.User.NotInGroup")
+
+
+async def close_group(call: Call, state: ServiceState, group: str) -> web.Response:
+    return _close_all(call, state, list(call.hub.group_members(_group(group))))
+
+
+async def send_to_group(call: Call, state: ServiceState, group: str) -> web.Response:
+    excluded = _excluded(call.request)
+    members = call.hub.group_members(_group(group))
+    return await _send(
+        call, state, [c for c in members if c.id not in excluded] if excluded else list(members)
+    )
+
+
+async def group_exists(call: Call, _state: ServiceState, group: str) -> web.Response:
+    return _exists(bool(call.hub.group_members(_group(group))), "Warning.Group.NotExisted")
+
+
+async def add_connection_to_group(
+    call: Call, _state: ServiceState, connection: str, group: str
+) -> web.Response:
+    group = _group(group)
+    call.hub.add_to_group(_connection(call, connection, CONNECTION_GONE_ERROR), group)
+    return web.Response(status=200)
+
+
+async def remove_connection_from_group(
+    call: Call, _state: ServiceState, connection: str, group: str
+) -> web.Response:
+    group = _group(group)
+    call.hub.remove_from_group(_connection(call, connection), group)
+    return web.Response(status=200)
+
+
+async def connection_in_group(call: Call, _state: ServiceState, connection: str, group: str) -> web.Response:
+    group = _group(group)
+    return _exists(group in _connection(call, connection).groups)
+
+
+async def send_to_connection(call: Call, state: ServiceState, connection: str) -> web.Response:
+    conn = call.hub.connections.get(connection)
+    return await _send(call, state, [conn] if conn is not None else [])
+
+
+async def connection_exists(call: Call, _state: ServiceState, connection: str) -> web.Response:
+    conn = call.hub.connections.get(connection)
+    return _exists(conn is not None and conn.online, CONNECTION_GONE)
+
+
+async def close_connection(call: Call, state: ServiceState, connection: str) -> web.Response:
+    state.close(_connection(call, connection), call.request.query.get("reason"), allow_reconnect=True)
+    return web.Response(status=call.status(202, 200))
+
+
+async def remove_connection_from_all_groups(
+    call: Call, _state: ServiceState, connection: str
+) -> web.Response:
+    call.hub.remove_from_all_groups(_connection(call, connection))
+    return web.Response(status=200)
+
+
+OPERATIONS = {route.handler: globals()[route.handler] for route in urls.ROUTES}
