@@ -5,7 +5,7 @@ For 1k / 10k / 100k messages in one room (plus 1,000 in another room), on the de
 1. ``Store.query`` called directly (the time the single store thread is busy), the two paths interleaved
    query by query (old, new, old, new, …) in the same run; medians and documents decoded per query;
 2. the same through the azure-cosmos SDK (``query_items`` with the partition key, as the Functions
-   binding sends it) against the running emulator, toggling ``Store.indexed_order`` between calls;
+   binding sends it) against the running emulator, toggling ``Store.queries.indexed_order`` between calls;
 3. what the index costs: the one-off CREATE INDEX on the first History query of a room of that size, and
    the median upsert before vs after the index exists.
 
@@ -87,12 +87,12 @@ def store_level(data_dir: Path, size: int, rounds: int) -> dict[str, Any]:
     answers: dict[bool, list[str]] = {}
     for _ in range(rounds):
         for indexed in (False, True):
-            store.indexed_order = indexed
-            before = store.rows_decoded
+            store.queries.indexed_order = indexed
+            before = store.queries.rows_decoded
             t = time.perf_counter()
             page = store.query(DB, COLL, HISTORY, params, [ROOM], None, -1, None)
             times[indexed].append(time.perf_counter() - t)
-            decoded[indexed] = store.rows_decoded - before
+            decoded[indexed] = store.queries.rows_decoded - before
             answers[indexed] = page.documents
     assert answers[False] == answers[True] and len(first.documents) == 200
     out.update(
@@ -117,7 +117,7 @@ def sdk_level(data_dir: Path, rounds: int) -> tuple[float, float]:
         times: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(rounds):
             for indexed in (False, True):
-                store.indexed_order = indexed
+                store.queries.indexed_order = indexed
                 t = time.perf_counter()
                 items = list(container.query_items(HISTORY, parameters=params, partition_key=ROOM))
                 times[indexed].append(time.perf_counter() - t)

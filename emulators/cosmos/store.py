@@ -5,7 +5,7 @@ default ``synchronous=NORMAL`` the commit is in the WAL file (the OS has it) whe
 acknowledged write survives ``kill -9`` of the emulator; ``fsync=True`` selects ``synchronous=FULL`` so it
 also survives an OS crash or power loss, at ~1.5 ms per write on this machine (see README).
 The store is synchronous and single-threaded by design: the server runs every call on one dedicated
-thread (see ``runner.py``), which serialises writes without locks and keeps the event loop free.
+thread (``server.StoreRunner``), which serialises writes without locks and keeps the event loop free.
 """
 
 from __future__ import annotations
@@ -16,21 +16,22 @@ import sqlite3
 import struct
 import time
 import uuid
-from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import ordered, partition
+from . import feeds, partition
+from .containers import Container, expired
 from .epk import UNDEFINED
 from .errors import CosmosError, bad_request, not_found
+from .pages import FeedPage, dumps
 from .patch import apply_patch
+from .queries import QueryEngine
 from .query import compile_query
 
 MAX_ITEM_BYTES = 2 * 1024 * 1024
 MAX_BATCH_OPERATIONS = 100
 MAX_ITEM_ID_BYTES = 1023
-FULL_RANGE = ("", "FF")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
@@ -60,33 +61,6 @@ def _etag() -> str:
     return f'"{uuid.uuid4()}"'
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-@dataclass
-class Container:
-    """In-memory view of one container row; kept in step with SQLite after every commit."""
-
-    db: str
-    id: str
-    seq: int
-    rid: str
-    body: dict[str, Any]
-    lsn: int
-    doc_seq: int
-    last_ts: int
-    pk_parts: list[str] = field(default_factory=list)
-
-    @property
-    def default_ttl(self) -> int | None:
-        return self.body.get("defaultTtl")
-
-    @property
-    def self_link(self) -> str:
-        return self.body["_self"]
-
-
 @dataclass
 class ItemResult:
     status: int
@@ -95,16 +69,10 @@ class ItemResult:
     lsn: int
 
 
-@dataclass
-class FeedPage:
-    """One page of a feed: documents (already serialised), an optional continuation, the container LSN."""
-
-    documents: list[str]
-    continuation: str | None
-    lsn: int
-    etag: str | None = None
-    not_modified: bool = False
-    rid: str = ""  # the container's _rid, so the protocol layer never touches the store from the loop
+def check_if_match(if_match: str | None, etag: str) -> None:
+    """The one If-Match rule of every item write: absent or ``*`` matches, else the etag must be equal."""
+    if if_match not in (None, "*") and if_match != etag:
+        raise _precondition_failed()
 
 
 def _precondition_failed() -> CosmosError:
@@ -159,6 +127,7 @@ class Store:
             data_dir.mkdir(parents=True, exist_ok=True)
             target = str(data_dir / "cosmos.sqlite3")
         self.db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row  # every column is read by name
         if data_dir is not None:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
@@ -166,13 +135,9 @@ class Store:
         self._containers: dict[tuple[str, str], Container] = {}
         # Inside a transactional batch every write shares one LSN, as one service transaction does.
         self._pinned_lsn: int | None = None
-        # ORDER BY over plain paths streams rows from expression indexes (``ordered.py``); False forces
-        # the in-Python sort of the whole scope (kept for equivalence tests and benchmarks).
-        self.indexed_order = indexed_order
-        self.order_indexes = ordered.OrderIndexes(self.db)
-        self.rows_decoded = 0  # documents json-decoded by queries: what the index path saves
+        self.queries = QueryEngine(self.db, indexed_order)
         for row in self.db.execute("SELECT db, id, seq, rid, body, lsn, doc_seq, last_ts FROM colls"):
-            self._cache_container(Container(row[0], row[1], row[2], row[3], json.loads(row[4]), *row[5:]))
+            self._cache_container(Container(**{**dict(row), "body": json.loads(row["body"])}))
 
     def close(self) -> None:
         self.db.close()
@@ -185,7 +150,7 @@ class Store:
 
     def _next(self, name: str) -> int:
         row = self.db.execute("SELECT v FROM meta WHERE k = ?", (name,)).fetchone()
-        value = (row[0] if row else 0) + 1
+        value = (row["v"] if row else 0) + 1
         self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (name, value))
         return value
 
@@ -199,13 +164,6 @@ class Store:
                 raise not_found(f"Owner resource does not exist: database '{db}'.", 1003)
             raise not_found(f"Resource Not Found: container '{coll}' does not exist in database '{db}'.")
         return c
-
-    def _expired(self, c: Container, wts: float, ttl: int | None, now: float) -> bool:
-        default = c.default_ttl
-        if default is None:
-            return False
-        effective = ttl if ttl is not None else default
-        return effective > 0 and wts + effective <= now
 
     # -- databases -------------------------------------------------------------------------------
 
@@ -228,7 +186,7 @@ class Store:
                 "_ts": int(time.time()),
             }
             self.db.execute(
-                "INSERT INTO dbs (id, seq, rid, body) VALUES (?, ?, ?, ?)", (db_id, seq, rid, _dumps(doc))
+                "INSERT INTO dbs (id, seq, rid, body) VALUES (?, ?, ?, ?)", (db_id, seq, rid, dumps(doc))
             )
         return doc
 
@@ -236,15 +194,15 @@ class Store:
         row = self.db.execute("SELECT body FROM dbs WHERE id = ?", (db_id,)).fetchone()
         if row is None:
             raise not_found(f"Resource Not Found: database '{db_id}' does not exist.")
-        return json.loads(row[0])
+        return json.loads(row["body"])
 
     def list_databases(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self.db.execute("SELECT body FROM dbs ORDER BY seq")]
+        return [json.loads(r["body"]) for r in self.db.execute("SELECT body FROM dbs ORDER BY seq")]
 
     def delete_database(self, db_id: str) -> None:
         self.get_database(db_id)
         with self._tx():
-            rids = [r[0] for r in self.db.execute("SELECT rid FROM colls WHERE db = ?", (db_id,))]
+            rids = [r["rid"] for r in self.db.execute("SELECT rid FROM colls WHERE db = ?", (db_id,))]
             for rid in rids:
                 self.db.execute("DELETE FROM docs WHERE coll = ?", (rid,))
             self.db.execute("DELETE FROM colls WHERE db = ?", (db_id,))
@@ -315,7 +273,7 @@ class Store:
             )
             self.db.execute(
                 "INSERT INTO colls (db, id, seq, rid, body) VALUES (?, ?, ?, ?, ?)",
-                (db_id, coll_id, seq, rid, _dumps(doc)),
+                (db_id, coll_id, seq, rid, dumps(doc)),
             )
         self._cache_container(Container(db_id, coll_id, seq, rid, doc, 0, 0, 0))
         return doc
@@ -343,7 +301,7 @@ class Store:
         doc["_etag"] = _etag()
         doc["_ts"] = int(time.time())
         with self._tx():
-            self.db.execute("UPDATE colls SET body = ? WHERE rid = ?", (_dumps(doc), c.rid))
+            self.db.execute("UPDATE colls SET body = ? WHERE rid = ?", (dumps(doc), c.rid))
         c.body = doc
         return doc
 
@@ -369,7 +327,7 @@ class Store:
             "SELECT seq, etag, wts, ttl, body FROM docs WHERE coll = ? AND pk = ? AND id = ?",
             (c.rid, pk_key, item_id),
         ).fetchone()
-        if row is not None and self._expired(c, row[2], row[3], now):
+        if row is not None and expired(c, row["wts"], row["ttl"], now):
             self.db.execute("DELETE FROM docs WHERE coll = ? AND pk = ? AND id = ?", (c.rid, pk_key, item_id))
             return None
         return row
@@ -403,7 +361,7 @@ class Store:
                 "_lsn": lsn,
             }
         )
-        body = _dumps(doc)
+        body = dumps(doc)
         if len(body.encode()) > MAX_ITEM_BYTES:
             raise CosmosError(413, "Request size is too large: an item may be at most 2 MB (2097152 bytes).")
         if "\\u0000" in body:  # see _has_nul_strings (errs on the safe side for a literal backslash-u0000)
@@ -450,12 +408,12 @@ class Store:
                 raise CosmosError(
                     409, f"Entity with the specified id already exists in the system. id '{item_id}'."
                 )
-            if row is not None and if_match not in (None, "*") and if_match != row[1]:
-                raise _precondition_failed()
-            if row is None and if_match not in (None,) and upsert:
+            if row is not None:
+                check_if_match(if_match, row["etag"])
+            elif if_match is not None and upsert:
                 raise _precondition_failed()
             doc_seq_before = c.doc_seq
-            body, etag, lsn = self._write(c, doc, pk, row[0] if row else None, now)
+            body, etag, lsn = self._write(c, doc, pk, row["seq"] if row else None, now)
         c.lsn = lsn
         c.last_ts = doc["_ts"]
         if row is None:
@@ -488,8 +446,7 @@ class Store:
             row = self._existing(c, pk_key, item_id, now)
             if row is None:
                 raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
-            if if_match not in (None, "*") and if_match != row[1]:
-                raise _precondition_failed()
+            check_if_match(if_match, row["etag"])
             if new_id != item_id:
                 # The service lets a replace rename an item (same _rid); the new id must be free.
                 if self._existing(c, pk_key, new_id, now) is not None:
@@ -499,7 +456,7 @@ class Store:
                 self.db.execute(
                     "DELETE FROM docs WHERE coll = ? AND pk = ? AND id = ?", (c.rid, pk_key, item_id)
                 )
-            body, etag, lsn = self._write(c, doc, pk, row[0], now)
+            body, etag, lsn = self._write(c, doc, pk, row["seq"], now)
         c.lsn = lsn
         c.last_ts = doc["_ts"]
         return ItemResult(200, body, etag, lsn)
@@ -524,9 +481,8 @@ class Store:
             row = self._existing(c, partition.canonical(pk_header), item_id, now)
             if row is None:
                 raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
-            if if_match not in (None, "*") and if_match != row[1]:
-                raise _precondition_failed()
-            doc = json.loads(row[4])
+            check_if_match(if_match, row["etag"])
+            doc = json.loads(row["body"])
             if condition is not None:
                 if not isinstance(condition, str) or not condition.strip().lower().startswith("from"):
                     raise bad_request("The patch 'condition' must be a filter of the form 'FROM c WHERE …'.")
@@ -535,7 +491,7 @@ class Store:
                     raise CosmosError(412, "Precondition of the patch condition is not met.")
             protected = {"/id", "/" + "/".join(c.pk_parts)}
             new_doc = apply_patch(doc, patch["operations"], protected)
-            body, etag, lsn = self._write(c, new_doc, pk_header, row[0], now)
+            body, etag, lsn = self._write(c, new_doc, pk_header, row["seq"], now)
         c.lsn = lsn
         c.last_ts = new_doc["_ts"]
         return ItemResult(200, body, etag, lsn)
@@ -548,9 +504,9 @@ class Store:
             "SELECT etag, wts, ttl, body FROM docs WHERE coll = ? AND pk = ? AND id = ?",
             (c.rid, partition.canonical(pk_header), item_id),
         ).fetchone()
-        if row is None or self._expired(c, row[1], row[2], time.time()):
+        if row is None or expired(c, row["wts"], row["ttl"], time.time()):
             raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
-        return ItemResult(200, row[3], row[0], c.lsn)
+        return ItemResult(200, row["body"], row["etag"], c.lsn)
 
     def delete_item(
         self, db_id: str, coll_id: str, item_id: str, pk_header: list[Any] | None, if_match: str | None
@@ -563,8 +519,7 @@ class Store:
             row = self._existing(c, pk_key, item_id, time.time())
             if row is None:
                 raise not_found(f"Entity with the specified id does not exist in the system. id '{item_id}'.")
-            if if_match not in (None, "*") and if_match != row[1]:
-                raise _precondition_failed()
+            check_if_match(if_match, row["etag"])
             self.db.execute("DELETE FROM docs WHERE coll = ? AND pk = ? AND id = ?", (c.rid, pk_key, item_id))
             lsn = self._pinned_lsn or c.lsn + 1
             self.db.execute("UPDATE colls SET lsn = ? WHERE rid = ?", (lsn, c.rid))
@@ -577,11 +532,11 @@ class Store:
         row = self.db.execute("SELECT id FROM dbs WHERE rid = ?", (seg[1],)).fetchone()
         if row is None:
             return out
-        out[1] = row[0]
+        out[1] = row["id"]
         if len(seg) >= 4 and seg[2] == "colls":
             crow = self.db.execute("SELECT id FROM colls WHERE rid = ?", (seg[3],)).fetchone()
             if crow is not None:
-                out[3] = crow[0]
+                out[3] = crow["id"]
                 if len(seg) >= 6 and seg[4] == "docs":
                     try:
                         raw = base64.b64decode(seg[5].replace("-", "/"))
@@ -593,7 +548,7 @@ class Store:
                             (seg[3], struct.unpack(">Q", raw[8:])[0]),
                         ).fetchone()
                         if drow is not None:
-                            out[5] = drow[0]
+                            out[5] = drow["id"]
         return out
 
     def delete_partition(self, db_id: str, coll_id: str, pk: list[Any] | None) -> int:
@@ -689,34 +644,7 @@ class Store:
             out["resourceBody"] = json.loads(result.body)
         return out
 
-    # -- feeds -----------------------------------------------------------------------------------
-
-    def _scope_sql(
-        self, c: Container, pk: list[Any] | None, epk_range: tuple[str, str] | None
-    ) -> tuple[str, list[Any]]:
-        sql, args = "coll = ?", [c.rid]
-        if pk is not None:
-            sql += " AND pk = ?"
-            args.append(partition.canonical(pk))
-        if epk_range is not None and epk_range != FULL_RANGE:
-            if c.body["partitionKey"].get("version", 2) != 2:
-                # Stored EPKs are hash v2; answering a v1 range would be silently wrong.
-                raise bad_request(
-                    "Effective-partition-key ranges (partition_key / feed_range scoped reads) need a "
-                    "container with partition key version 2; this container uses version 1."
-                )
-            sql += " AND epk >= ? AND epk < ?"
-            args.extend(epk_range)
-        return sql, args
-
-    def _live(self, c: Container, rows: Iterable[tuple[Any, ...]], now: float) -> Iterator[tuple[Any, ...]]:
-        """Rows whose TTL has not run out (wts, ttl are the first two columns)."""
-        if c.default_ttl is None:
-            yield from rows
-            return
-        for row in rows:
-            if not self._expired(c, row[0], row[1], now):
-                yield row
+    # -- feeds and queries (feeds.py, queries.py) ------------------------------------------------
 
     def read_feed(
         self,
@@ -728,235 +656,17 @@ class Store:
         continuation: str | None,
     ) -> FeedPage:
         c = self.container(db_id, coll_id)
-        where, args = self._scope_sql(c, pk, epk_range)
-        after = 0
-        if continuation:
-            try:
-                after = int(continuation)
-            except ValueError:
-                raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.") from None
-        limit = max_items if max_items > 0 else -1
-        rows = self.db.execute(
-            f"SELECT wts, ttl, seq, body FROM docs WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
-            (*args, after, limit + 1 if limit > 0 else -1),
-        ).fetchall()
-        more = limit > 0 and len(rows) > limit
-        rows = rows[:limit] if limit > 0 else rows
-        docs = [r[3] for r in self._live(c, rows, time.time())]
-        return FeedPage(docs, str(rows[-1][2]) if more else None, c.lsn, rid=c.rid)
+        return feeds.read_feed(self.db, c, pk, epk_range, max_items, continuation)
 
-    def query(
-        self,
-        db_id: str,
-        coll_id: str,
-        text: str,
-        params: dict[str, Any],
-        pk: list[Any] | None,
-        epk_range: tuple[str, str] | None,
-        max_items: int,
-        continuation: str | None,
-    ) -> FeedPage:
-        c = self.container(db_id, coll_id)
-        compiled = compile_query(text)
-        if pk is None and compiled.aggregates and not compiled.aggregate_value:
-            # A real account answers this through the SDK's query-plan path, which refuses it.
-            raise bad_request(
-                "Cross-partition aggregates must use SELECT VALUE (e.g. SELECT VALUE COUNT(1) FROM c); "
-                "non-VALUE aggregates need a partition key."
-            )
-        where, args = self._scope_sql(c, pk, epk_range)
-        shape = None
-        if self.indexed_order and not self._has_nul_strings(c):
-            shape = ordered.shape_for(compiled.order_paths, pk is not None)
-        if shape is not None and self.order_indexes.ensure(shape):
-            start = _page_start(continuation)
-            bound = compiled.result_bound(params, start + max_items + 1 if max_items > 0 else None)
-            seek_where, seek_args = ordered.seek_sql(shape, compiled.order_seeks, params)
-            groups = self._ordered_groups(c, shape, where + seek_where, args + seek_args)
-            try:
-                results: list[Any] | None = compiled.run_ordered(groups, params, bound)
-            except sqlite3.Error:  # the planner refused the index (INDEXED BY) or SQLite could not read
-                results = None  # a body: answer the same thing the slow way
-            finally:
-                groups.close()
-            if results is not None:
-                page = paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
-                page.rid = c.rid
-                return page
-        if compiled.streamable and max_items > 0:
-            return self._stream_page(c, compiled, params, where, args, max_items, continuation)
-        rows = self.db.execute(
-            f"SELECT wts, ttl, body FROM docs WHERE {where} ORDER BY seq",  # noqa: S608 - fixed fragments
-            args,
-        ).fetchall()
-        docs = [json.loads(r[2]) for r in self._live(c, rows, time.time())]
-        self.rows_decoded += len(docs)
-        results = compiled.execute(docs, params, cross_partition=pk is None)
-        page = paginate([_dumps(r) for r in results], max_items, continuation, c.lsn)
-        page.rid = c.rid
-        return page
+    def change_feed(self, db_id: str, coll_id: str, **options: Any) -> FeedPage:
+        return feeds.change_feed(self.db, self.container(db_id, coll_id), **options)
 
-    def _stream_page(
-        self,
-        c: Container,
-        compiled: Any,
-        params: dict[str, Any],
-        where: str,
-        args: list[Any],
-        max_items: int,
-        continuation: str | None,
-    ) -> FeedPage:
-        """A page of a filter-and-project query (no ORDER BY, aggregate, DISTINCT, TOP/OFFSET or JOIN),
-        resumed after the last document the previous page read: the token is that document's insertion
-        order, so reading a container page by page costs each document once, not once per page (a
-        55,000-message read-back took many minutes when every page re-ran the query from the start)."""
-        after = _seq_after(continuation)
-        cursor = self.db.execute(
-            f"SELECT wts, ttl, body, seq FROM docs WHERE {where} AND seq > ? ORDER BY seq",  # noqa: S608
-            [*args, after],
-        )
-        results: list[str] = []
-        last_seq, more, now = after, False, time.time()
-        try:
-            while not more and (batch := cursor.fetchmany(256)):
-                live = {id(row) for row in self._live(c, batch, now)}
-                for row in batch:
-                    if len(results) >= max_items:  # full, and another document follows: not the end
-                        more = True
-                        break
-                    last_seq = row[3]
-                    if id(row) in live:
-                        self.rows_decoded += 1
-                        results.extend(_dumps(r) for r in compiled.execute([json.loads(row[2])], params))
-        finally:
-            cursor.close()
-        token = base64.b64encode(_dumps({"seq": last_seq}).encode()).decode() if more else None
-        page = FeedPage(results, token, c.lsn)
-        page.rid = c.rid
-        return page
+    def query(self, db_id: str, coll_id: str, *args: Any) -> FeedPage:
+        """See ``QueryEngine.query`` for the arguments."""
+        return self.queries.query(self.container(db_id, coll_id), *args)
 
-    def _has_nul_strings(self, c: Container) -> bool:
-        """SQLite's json_extract cuts a string at U+0000, so such documents would be misordered by the
-        ORDER BY indexes: once a container ever stored one, its ORDER BY queries sort in Python."""
-        return self.db.execute("SELECT 1 FROM meta WHERE k = ?", (f"nul:{c.rid}",)).fetchone() is not None
-
-    def ordered_sql(self, shape: ordered.OrderShape, where: str) -> str:
-        """The streaming SELECT for one ORDER BY shape (also what the EXPLAIN QUERY PLAN test checks)."""
-        keys = ", ".join(sql for sql, _ in shape.key_sql())
-        return (
-            f"SELECT wts, ttl, body, {keys} FROM docs INDEXED BY {shape.index_name} "  # noqa: S608
-            f"WHERE {where} ORDER BY {shape.order_by()}"
-        )
-
-    def _ordered_groups(
-        self, c: Container, shape: ordered.OrderShape, where: str, args: list[Any]
-    ) -> Generator[list[dict[str, Any]], None, None]:
-        """Live documents in index order, in runs whose index keys tie (decoded lazily, run by run)."""
-        cursor = self.db.execute(self.ordered_sql(shape, where), args)
-        now = time.time()
-        try:
-            group: list[dict[str, Any]] = []
-            key: tuple[Any, ...] | None = None
-            while batch := cursor.fetchmany(256):
-                for row in self._live(c, batch, now):
-                    row_key = ordered.run_key(row[3:])
-                    if group and row_key != key:
-                        yield group
-                        group = []
-                    key = row_key
-                    self.rows_decoded += 1
-                    group.append(json.loads(row[2]))
-            if group:
-                yield group
-        finally:
-            cursor.close()
-
-    def change_feed(
-        self,
-        db_id: str,
-        coll_id: str,
-        *,
-        after_lsn: int | None,
-        since_ts: int | None,
-        pk: list[Any] | None,
-        epk_range: tuple[str, str] | None,
-        max_items: int,
-    ) -> FeedPage:
-        """Latest version of each changed item with ``lsn > after_lsn`` (None = now), in LSN order."""
-        c = self.container(db_id, coll_id)
-        if after_lsn is None:
-            return FeedPage([], None, c.lsn, etag=f'"{c.lsn}"', not_modified=True, rid=c.rid)
-        where, args = self._scope_sql(c, pk, epk_range)
-        where += " AND lsn > ?"
-        args.append(after_lsn)
-        if since_ts is not None:
-            where += " AND ts >= ?"
-            args.append(since_ts)
-        limit = max_items if max_items > 0 else -1
-        rows = self.db.execute(
-            f"SELECT wts, ttl, lsn, body FROM docs WHERE {where} ORDER BY lsn LIMIT ?",  # noqa: S608
-            (*args, limit),
-        ).fetchall()
-        full = limit > 0 and len(rows) == limit
-        if full:
-            # Never split the writes of one LSN (a batch) across pages: the next page starts after it.
-            last_lsn = rows[-1][2]
-            rows = [r for r in rows if r[2] < last_lsn] + self.db.execute(
-                f"SELECT wts, ttl, lsn, body FROM docs WHERE {where} AND lsn = ? ORDER BY seq",  # noqa: S608
-                (*args, last_lsn),
-            ).fetchall()
-        live = list(self._live(c, rows, time.time()))
-        if full:  # more may follow: a 200 (even if every row had expired) keeps the SDK reading
-            return FeedPage([r[3] for r in live], None, c.lsn, etag=f'"{rows[-1][2]}"', rid=c.rid)
-        if not live:
-            last = max(c.lsn, after_lsn)
-            return FeedPage([], None, c.lsn, etag=f'"{last}"', not_modified=True, rid=c.rid)
-        return FeedPage([r[3] for r in live], None, c.lsn, etag=f'"{live[-1][2]}"', rid=c.rid)
-
-    # -- account-level queries (query_databases / query_containers) -------------------------------
-
-    def query_resources(
-        self,
-        resources: list[dict[str, Any]],
-        text: str,
-        params: dict[str, Any],
-        max_items: int,
-        continuation: str | None,
-    ) -> FeedPage:
-        results = compile_query(text).execute(resources, params)
-        return paginate([_dumps(r) for r in results], max_items, continuation, 0)
-
-
-def paginate(serialised: list[str], max_items: int, continuation: str | None, lsn: int) -> FeedPage:
-    """Offset paging over a computed result (at least one item past the page when more exist); the
-    token is opaque to the SDK and survives restarts."""
-    start = _page_start(continuation)
-    end = len(serialised) if max_items <= 0 else start + max_items
-    token = None
-    if end < len(serialised):
-        token = base64.b64encode(_dumps({"offset": end}).encode()).decode()
-    return FeedPage(serialised[start:end], token, lsn)
-
-
-def _seq_after(continuation: str | None) -> int:
-    if not continuation:
-        return -1
-    try:
-        return int(json.loads(base64.b64decode(continuation))["seq"])
-    except (ValueError, KeyError, TypeError):
-        raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.") from None
-
-
-def _page_start(continuation: str | None) -> int:
-    if not continuation:
-        return 0
-    try:
-        start = int(json.loads(base64.b64decode(continuation))["offset"])
-    except (ValueError, KeyError, TypeError):
-        raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.") from None
-    if start < 0:
-        raise bad_request(f"The continuation token '{continuation[:60]}' is malformed.")
-    return start
+    def query_resources(self, *args: Any) -> FeedPage:
+        return self.queries.query_resources(*args)
 
 
 class _BatchAborted(Exception):

@@ -52,7 +52,7 @@ def _doc(rng: random.Random, i: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def store() -> Store:
     s = Store(None)
-    s.order_indexes.limit = 64  # every shape below gets its index
+    s.queries.order_indexes.limit = 64  # every shape below gets its index
     s.create_database({"id": DB})
     s.create_container(DB, {"id": COLL, "partitionKey": {"paths": ["/pk"]}})
     rng = random.Random(20261127)
@@ -109,13 +109,13 @@ def _all_pages(store: Store, text: str, params: dict[str, Any], pk: Any, max_ite
 def test_indexed_order_matches_in_python_sort(store: Store, text: str, params: dict[str, Any]) -> None:
     for pk in (["p0"], ["p2"], None):
         for max_items in (-1, 7, 100):
-            store.indexed_order = False
+            store.queries.indexed_order = False
             expected = _all_pages(store, text, params, pk, max_items)
-            store.indexed_order = True
+            store.queries.indexed_order = True
             assert _all_pages(store, text, params, pk, max_items) == expected, (pk, max_items)
     for scoped in (True, False):  # and the answers above really came from the index
         shape = ordered.shape_for(compile_query(text).order_paths, scoped)
-        assert shape is not None and shape.index_name in store.order_indexes.known
+        assert shape is not None and shape.index_name in store.queries.order_indexes.known
     assert expected != [[]] or "99" in text or "TOP 0" in text  # the data really exercises the query
 
 
@@ -143,11 +143,10 @@ def test_query_plan_walks_the_index_without_a_sort(store: Store) -> None:
         (False, "coll = ? AND epk >= ? AND epk < ?"),  # a feed_range / EPK-range scoped query
     ):
         shape = ordered.shape_for(compile_query(text).order_paths, scoped)
-        assert shape is not None and store.order_indexes.ensure(shape)
+        assert shape is not None and store.queries.order_indexes.ensure(shape)
         args = ["x"] * where.count("?")
-        plan = " | ".join(
-            r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + store.ordered_sql(shape, where), args)
-        )
+        sql = "EXPLAIN QUERY PLAN " + store.queries.ordered_sql(shape, where)
+        plan = " | ".join(r[3] for r in store.db.execute(sql, args))
         assert f"USING INDEX {shape.index_name}" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
 
@@ -166,14 +165,14 @@ def test_top_reads_only_what_the_page_needs() -> None:
         "SELECT TOP 200 c.id, c.room, c.user, c.text, c.createdAt FROM c WHERE c.room = @room "
         "ORDER BY c.createdAt DESC, c.id DESC"
     )
-    before = s.rows_decoded
+    before = s.queries.rows_decoded
     page = s.query(DB, COLL, text, {"@room": "big"}, ["big"], None, -1, None)
     assert len(page.documents) == 200 and '"m19999"' in page.documents[0]
-    assert s.rows_decoded - before <= 201
-    s.indexed_order = False
-    before = s.rows_decoded
+    assert s.queries.rows_decoded - before <= 201
+    s.queries.indexed_order = False
+    before = s.queries.rows_decoded
     assert s.query(DB, COLL, text, {"@room": "big"}, ["big"], None, -1, None).documents == page.documents
-    assert s.rows_decoded - before == 20_000
+    assert s.queries.rows_decoded - before == 20_000
 
 
 def test_after_a_point_deep_in_a_partition_reads_from_there() -> None:
@@ -193,11 +192,11 @@ def test_after_a_point_deep_in_a_partition_reads_from_there() -> None:
         "ORDER BY c.createdAt, c.id"
     )
     params = {"@room": "big", "@after": "2026-11-28T00:00:20.049Z"}  # message m20049
-    before = s.rows_decoded
+    before = s.queries.rows_decoded
     page = s.query(DB, COLL, text, params, ["big"], None, -1, None)
     assert [json.loads(d)["id"] for d in page.documents] == [f"m{i:05d}" for i in range(20_050, 20_250)]
-    assert s.rows_decoded - before <= 201
-    s.indexed_order = False
+    assert s.queries.rows_decoded - before <= 201
+    s.queries.indexed_order = False
     assert s.query(DB, COLL, text, params, ["big"], None, -1, None).documents == page.documents
 
 
@@ -217,14 +216,14 @@ def test_a_container_that_stored_u0000_sorts_in_python() -> None:
     for item_id, a, b in docs:
         s.upsert_item(DB, COLL, {"id": item_id, "pk": "p", "a": a, "b": b}, ["p"], upsert=True)
     text = "SELECT TOP 2 VALUE c.id FROM c ORDER BY c.a DESC, c.b"
-    before = s.rows_decoded
+    before = s.queries.rows_decoded
     assert s.query(DB, COLL, text, {}, ["p"], None, -1, None).documents == ['"1"', '"3"']
-    assert s.rows_decoded - before == 4  # the whole partition: the in-Python sort
+    assert s.queries.rows_decoded - before == 4  # the whole partition: the in-Python sort
 
 
 def test_past_the_index_limit_new_shapes_sort_in_python() -> None:
     s = Store(None)
-    s.order_indexes.limit = 1
+    s.queries.order_indexes.limit = 1
     s.create_database({"id": DB})
     s.create_container(DB, {"id": COLL, "partitionKey": {"paths": ["/pk"]}})
     for i in range(30):
@@ -233,10 +232,10 @@ def test_past_the_index_limit_new_shapes_sort_in_python() -> None:
         DB, COLL, "SELECT TOP 3 VALUE c.id FROM c ORDER BY c.a DESC, c.id", {}, ["p"], None, -1, None
     )
     assert first.documents == ['"i03"', '"i07"', '"i11"']
-    before = s.rows_decoded
+    before = s.queries.rows_decoded
     second = s.query(DB, COLL, "SELECT TOP 3 VALUE c.id FROM c ORDER BY c.b", {}, ["p"], None, -1, None)
     assert second.documents == ['"i29"', '"i28"', '"i27"']
-    assert s.rows_decoded - before == 30 and len(s.order_indexes.known) == 1
+    assert s.queries.rows_decoded - before == 30 and len(s.queries.order_indexes.known) == 1
 
 
 def test_expired_documents_are_left_out_like_the_in_python_path() -> None:
@@ -249,5 +248,5 @@ def test_expired_documents_are_left_out_like_the_in_python_path() -> None:
     s.db.execute("UPDATE docs SET wts = wts - 100 WHERE ttl = 10")  # their 10 s ran out long ago
     text = "SELECT TOP 4 VALUE c.n FROM c ORDER BY c.n DESC"
     indexed = s.query(DB, COLL, text, {}, ["p"], None, -1, None).documents
-    s.indexed_order = False
+    s.queries.indexed_order = False
     assert indexed == s.query(DB, COLL, text, {}, ["p"], None, -1, None).documents == ["8", "7", "5", "4"]

@@ -182,7 +182,7 @@ def test_paging_a_plain_query_reads_each_document_once() -> None:
     text, params = "SELECT VALUE c.id FROM c WHERE c.n % @m = 0", {"@m": 2}
     whole = s.query("db", "c", text, params, None, None, -1, None).documents
     assert len(whole) == 500
-    pages, token, before = [], None, s.rows_decoded
+    pages, token, before = [], None, s.queries.rows_decoded
     while True:
         page = s.query("db", "c", text, params, None, None, 7, token)
         assert len(page.documents) <= 7
@@ -191,6 +191,6 @@ def test_paging_a_plain_query_reads_each_document_once() -> None:
         if token is None:
             break
     assert pages == whole
-    assert s.rows_decoded - before <= 1000 + 7  # once each (was: the whole container once per page)
+    assert s.queries.rows_decoded - before <= 1000 + 7  # once each (was: the whole container once per page)
     in_partition = s.query("db", "c", "SELECT VALUE c.n FROM c", {}, ["p1"], None, 100, None)
     assert len(in_partition.documents) == 100 and in_partition.continuation is not None
