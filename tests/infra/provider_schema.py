@@ -177,8 +177,7 @@ def walk(value: Any, shape: Shape, path: str, token: str = "") -> list[str]:
     if isinstance(shape, EnumOf):
         return _check_enum(value, shape, path, token)
     if isinstance(shape, AnyOf):
-        tries = [walk(value, option, path, token) for option in shape.options]
-        return [] if any(not t for t in tries) else min(tries, key=len)
+        return _check_any_of(value, shape, path, token)
     if isinstance(shape, Obj):
         return _check_object(value, shape.cls, path, token)
     if isinstance(shape, Seq):
@@ -188,6 +187,13 @@ def walk(value: Any, shape: Shape, path: str, token: str = "") -> list[str]:
     return _check_container(value, dict, "a map", path) or [
         p for k, v in value.items() for p in walk(v, shape.value, f"{path}[{k!r}]", token)
     ]
+
+
+def _check_any_of(value: Any, shape: AnyOf, path: str, token: str) -> list[str]:
+    """Fine if the value fits one option; else the problems of the options it comes closest to fitting."""
+    tries = [walk(value, option, path, token) for option in shape.options]
+    fewest = min(len(t) for t in tries)
+    return [] if fewest == 0 else [p for t in tries if len(t) == fewest for p in t]
 
 
 def _check_container(value: Any, kind: type | tuple[type, ...], expected: str, path: str) -> list[str]:
