@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from pulumi.runtime import rpc
 from pulumi_azure_native import agfoodplatform, web
 
 from tests.infra import provider_schema
@@ -69,11 +70,21 @@ def test_every_input_key_and_enum_value_is_known(run: Run):
     assert problems(run) == []
 
 
+def unchecked_types(run: Run) -> set[str]:
+    """Declared types that are neither checked against the SDK nor skipped by name."""
+    return {
+        r.typ
+        for r in run.resources
+        if not r.typ.startswith("azure-native:")
+        and r.typ not in SKIPPED_TYPES
+        and not r.typ.startswith(SKIPPED_PREFIXES)
+    }
+
+
 def test_no_resource_type_is_silently_skipped(run: Run):
     """Every declared type is checked (azure-native, its SDK input type found) or skipped by name."""
+    assert unchecked_types(run) == set()
     checked = {r.typ for r in azure_native(run)}
-    others = {r.typ for r in run.resources} - checked
-    assert {t for t in others if t not in SKIPPED_TYPES and not t.startswith(SKIPPED_PREFIXES)} == set()
     assert {t: provider_schema.resource_args(t).__name__ for t in checked} == {
         t: t.rsplit(":", 1)[1] + "Args" for t in checked
     }
@@ -82,6 +93,12 @@ def test_no_resource_type_is_silently_skipped(run: Run):
         "azure-native:cosmosdb:DatabaseAccount",
         "azure-native:authorization:RoleAssignment",
     } <= checked
+
+
+def test_a_resource_of_another_provider_is_reported_unchecked():
+    other = Declared("random:index:RandomPassword", "pw", {}, {}, "urn:pw", "", [])
+    dynamic = Declared("pulumi-python:dynamic:Resource", "code", {}, {}, "urn:code", "", [])
+    assert unchecked_types(Run(resources=[other, dynamic])) == {"random:index:RandomPassword"}
 
 
 def test_the_negative_controls_start_from_a_clean_app(app_inputs):
@@ -161,6 +178,21 @@ def test_map_values_are_walked():
     assert walk({"tags": {"stack": {"name": "dev"}}}, Obj(web.WebAppArgs), "") == [
         "tags['stack'] is a dict, but the SDK types it as str"
     ]
+
+
+def test_secret_values_are_checked_inside_their_envelope(app_inputs):
+    """A secret is recorded wrapped; the check looks at what the provider gets, not at the envelope."""
+    app_inputs["siteConfig"]["appSettings"][9]["value"] = secret("InstrumentationKey=...")
+    assert check_resource(WEBAPP, "func", app_inputs) == []
+    app_inputs["siteConfig"]["minTlsVersion"] = secret("TLS1_2")
+    assert check_resource(WEBAPP, "func", app_inputs) == [
+        f"{WEBAPP} func: siteConfig.minTlsVersion = 'TLS1_2' is not a value of SupportedTlsVersions "
+        "(exact case: '1.0', '1.1', '1.2', '1.3')"
+    ]
+
+
+def secret(value: object) -> dict:
+    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
 
 
 def test_a_dict_where_a_list_belongs_fails(app_inputs):
