@@ -1,19 +1,22 @@
 """The azure-native provider's input schema, read from the SDK's generated types, and a walker over inputs.
 
-Why: the provider drops input properties it does not know (logged only at verbose level) and does not check
-enum values, so a misspelled key in a plain dict such as `site_config` never reaches ARM, and a wrong enum
-value fails only at `pulumi up` as an ARM 400. The SDK is generated from the same provider schema, so its
-`@pulumi.input_type` classes carry, for each input, the wire name (`@pulumi.getter(name=...)`, stored by
-pulumi as the `_pulumi_name` attribute of the getter: `pulumi/_types.py`, `getter()` and `_py_properties()`)
-and the type (the getter's return annotation: `pulumi.Input[Optional[Union[_builtins.str, 'RuntimeName']]]`,
-with enums as `str, Enum` classes in `pulumi_azure_native/<module>/_enums.py`). Nothing is hand-copied.
+Why: the provider drops input properties it does not know and does not check enum values, so a misspelled
+key in a plain dict such as `site_config` never reaches ARM and a wrong enum value fails only at `pulumi up`
+as an ARM 400 (pulumi/pulumi-azure-native `provider/pkg/convert/sdkInputsToRequestBody.go`:
+`SdkInputsToRequestBody` copies only the schema's properties into the request body; a union takes the first
+type whose shape fits). The SDK is generated from the same provider schema, so its `@pulumi.input_type`
+classes carry, for each input, the wire name (`@pulumi.getter(name=...)`, kept by pulumi as the getter's
+`_pulumi_name` attribute: `pulumi/_types.py`, `getter()` and `_py_properties()`) and the type (the getter's
+return annotation, e.g. `pulumi.Input[Optional[Union[_builtins.str, 'RuntimeName']]]`, with enums as
+`str, Enum` classes in `pulumi_azure_native/<module>/_enums.py`). Nothing is hand-copied.
 
 Enum policy (strict): a value must equal one of the SDK enum's values exactly, case included. The SDK types
-most enums as `Union[str, Enum]` (the ARM spec's `x-ms-enum: modelAsString: true`, which only says the set
-may grow, not that the service takes anything), and some resource providers compare case-sensitively
-(Cosmos DB's `indexingMode` is lower case on the wire, Web's runtime names are lower case), so the one rule
-that is right everywhere is the SDK's exact spelling. A property where the API really does take other
-strings must be named in `FREE_STRING`, with the reason.
+most enums as `Union[str, Enum]` (the ARM spec's `x-ms-enum: modelAsString: true`, which says the set may
+grow, not that the service takes any string), and whether a resource provider compares enum strings
+case-insensitively is its own choice, written nowhere in the schema; the spellings differ by provider
+(`consistent` and `descending` in Cosmos DB, `python` and `blobContainer` in Web, `Tls12` vs `TLS1_2` in
+Cosmos DB vs Storage). The SDK's exact spelling is the one rule right for all of them. A property whose API
+really takes other strings must be named in `FREE_STRING`, with the reason.
 """
 
 from __future__ import annotations
