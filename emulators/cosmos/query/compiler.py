@@ -146,6 +146,23 @@ def _truth(v: Any) -> Any:
     return v if isinstance(v, bool) else UNDEF
 
 
+def _connective(a: Expr, b: Expr, decisive: bool) -> Expr:
+    """AND (decisive False) and OR (decisive True) in the service's three-valued logic: either side being
+    the decisive value decides, both sides the other boolean give that boolean, anything else is undefined."""
+    other = not decisive
+
+    def connective(e: Env, p: dict[str, Any]) -> Any:
+        x = _truth(a(e, p))
+        if x is decisive:
+            return decisive
+        y = _truth(b(e, p))
+        if y is decisive:
+            return decisive
+        return other if x is other and y is other else UNDEF
+
+    return connective
+
+
 @dataclass
 class _Aggregate:
     name: str
@@ -183,9 +200,16 @@ class CompiledQuery:
     @property
     def streamable(self) -> bool:
         """Each document's results depend on that document alone: a page can resume after the last
-        document read, instead of recomputing the whole result (store.py `_stream_page`)."""
-        return not (self.order or self.aggregates or self.distinct or self.joins
-                    or self.top is not None or self.offset is not None or self.limit is not None)
+        document read, instead of recomputing the whole result (queries.py `QueryEngine._stream_page`)."""
+        return not (
+            self.order
+            or self.aggregates
+            or self.distinct
+            or self.joins
+            or self.top is not None
+            or self.offset is not None
+            or self.limit is not None
+        )
 
     def _count(self, expr: Expr | None, params: dict[str, Any], what: str) -> int | None:
         if expr is None:
@@ -515,137 +539,153 @@ class _Compiler:
     # -- expressions ---------------------------------------------------------------------------
 
     def expr(self, node: Any) -> Expr:
+        """Compile one expression node: each grammar rule has its method ``rule_<name>`` below."""
         if isinstance(node, Token):
             if node.type == "NAME":
                 return self._ident(str(node))
             raise bad_request(f"Unexpected token '{node}' in expression.")
-        kind = node.data
-        kid = _kids(node)
-        if kind == "int_lit":
-            v = int(kid[0])
-            return lambda e, p: v
-        if kind == "float_lit":
-            f = normalise_number(float(kid[0]))
-            return lambda e, p: f
-        if kind == "str_lit":
-            s = _string_literal(str(kid[0]))
-            return lambda e, p: s
-        if kind == "true_lit":
-            return lambda e, p: True
-        if kind == "false_lit":
-            return lambda e, p: False
-        if kind == "null_lit":
-            return lambda e, p: None
-        if kind == "undefined_lit":
-            return lambda e, p: UNDEF
-        if kind == "param":
-            name = str(kid[0])
+        rule = getattr(self, f"rule_{node.data}", None)
+        if rule is None:
+            raise self.fail(node.data)
+        return rule(_kids(node), node)
 
-            def param(e: Env, p: dict[str, Any]) -> Any:
-                if name not in p:
-                    raise bad_request(f"The query parameter '{name}' is not defined in 'parameters'.")
-                return p[name]
+    # Literals and parameters.
 
-            return param
-        if kind == "ident":
-            return self._ident(str(kid[0]))
-        if kind == "member":
-            base = self.expr(kid[0])
-            prop = str(kid[1].children[0])
+    def rule_int_lit(self, kid: list[Any], _node: Tree) -> Expr:
+        v = int(kid[0])
+        return lambda e, p: v
 
-            def member(e: Env, p: dict[str, Any]) -> Any:
-                obj = base(e, p)
-                return obj.get(prop, UNDEF) if isinstance(obj, dict) else UNDEF
+    def rule_float_lit(self, kid: list[Any], _node: Tree) -> Expr:
+        f = normalise_number(float(kid[0]))
+        return lambda e, p: f
 
-            return member
-        if kind == "index":
-            base, key = self.expr(kid[0]), self.expr(kid[1])
+    def rule_str_lit(self, kid: list[Any], _node: Tree) -> Expr:
+        s = _string_literal(str(kid[0]))
+        return lambda e, p: s
 
-            def index(e: Env, p: dict[str, Any]) -> Any:
-                obj, k = base(e, p), key(e, p)
-                if isinstance(obj, dict) and isinstance(k, str):
-                    return obj.get(k, UNDEF)
-                if isinstance(obj, list) and is_number(k) and int(k) == k and 0 <= k < len(obj):
-                    return obj[int(k)]
-                return UNDEF
+    def rule_true_lit(self, _kid: list[Any], _node: Tree) -> Expr:
+        return lambda e, p: True
 
-            return index
-        if kind == "neg":
-            inner = self.expr(kid[0])
-            return lambda e, p: -v if is_number(v := inner(e, p)) else UNDEF
-        if kind == "arith":
-            return self._arith(self.expr(kid[0]), str(kid[1]), self.expr(kid[2]))
-        if kind == "concat_op":
-            a, b = self.expr(kid[0]), self.expr(kid[1])
+    def rule_false_lit(self, _kid: list[Any], _node: Tree) -> Expr:
+        return lambda e, p: False
 
-            def concat(e: Env, p: dict[str, Any]) -> Any:
-                x, y = a(e, p), b(e, p)
-                return x + y if isinstance(x, str) and isinstance(y, str) else UNDEF
+    def rule_null_lit(self, _kid: list[Any], _node: Tree) -> Expr:
+        return lambda e, p: None
 
-            return concat
-        if kind == "compare":
-            return self._compare(self.expr(kid[0]), str(kid[1]), self.expr(kid[2]))
-        if kind == "and_op":
-            a, b = self.expr(kid[0]), self.expr(kid[1])
+    def rule_undefined_lit(self, _kid: list[Any], _node: Tree) -> Expr:
+        return lambda e, p: UNDEF
 
-            def and_(e: Env, p: dict[str, Any]) -> Any:
-                x = _truth(a(e, p))
-                if x is False:
-                    return False
-                y = _truth(b(e, p))
-                if y is False:
-                    return False
-                return True if x is True and y is True else UNDEF
+    def rule_param(self, kid: list[Any], _node: Tree) -> Expr:
+        name = str(kid[0])
 
-            return and_
-        if kind == "or_op":
-            a, b = self.expr(kid[0]), self.expr(kid[1])
+        def param(e: Env, p: dict[str, Any]) -> Any:
+            if name not in p:
+                raise bad_request(f"The query parameter '{name}' is not defined in 'parameters'.")
+            return p[name]
 
-            def or_(e: Env, p: dict[str, Any]) -> Any:
-                x = _truth(a(e, p))
-                if x is True:
-                    return True
-                y = _truth(b(e, p))
-                if y is True:
-                    return True
-                return False if x is False and y is False else UNDEF
+        return param
 
-            return or_
-        if kind == "not_op":
-            inner = self.expr(kid[-1])
-            return lambda e, p: (not v) if isinstance(v := inner(e, p), bool) else UNDEF
-        if kind == "in_op":
-            return self._in(node)
-        if kind == "between_op":
-            return self._between(node)
-        if kind == "like_op":
-            return self._like(node)
-        if kind == "conditional":
-            c, a, b = (self.expr(k) for k in kid)
-            return lambda e, p: a(e, p) if c(e, p) is True else b(e, p)
-        if kind == "coalesce_op":
-            a, b = self.expr(kid[0]), self.expr(kid[1])
-            return lambda e, p: v if (v := a(e, p)) is not UNDEF else b(e, p)
-        if kind == "array_lit":
-            items = [self.expr(k) for k in kid]
-            return lambda e, p: [v for i in items if (v := i(e, p)) is not UNDEF]
-        if kind == "object_lit":
-            props = []
-            for prop in kid:
-                pk = _kids(prop)
-                key = str(pk[0])
-                key = _string_literal(key) if key[:1] in "\"'" else key
-                props.append((key, self.expr(pk[1])))
+    def rule_array_lit(self, kid: list[Any], _node: Tree) -> Expr:
+        items = [self.expr(k) for k in kid]
+        return lambda e, p: [v for i in items if (v := i(e, p)) is not UNDEF]
 
-            def obj(e: Env, p: dict[str, Any]) -> Any:
-                return {k: v for k, f in props if (v := f(e, p)) is not UNDEF}
+    def rule_object_lit(self, kid: list[Any], _node: Tree) -> Expr:
+        props = []
+        for prop in kid:
+            pk = _kids(prop)
+            key = str(pk[0])
+            key = _string_literal(key) if key[:1] in "\"'" else key
+            props.append((key, self.expr(pk[1])))
 
-            return obj
-        if kind == "call":
-            return self._call(kid)
-        if kind in ("subquery", "exists_subquery"):
-            raise self.fail("subquery" if kind == "subquery" else "EXISTS")
-        raise self.fail(kind)
+        def obj(e: Env, p: dict[str, Any]) -> Any:
+            return {k: v for k, f in props if (v := f(e, p)) is not UNDEF}
+
+        return obj
+
+    # Paths into documents.
+
+    def rule_ident(self, kid: list[Any], _node: Tree) -> Expr:
+        return self._ident(str(kid[0]))
+
+    def rule_member(self, kid: list[Any], _node: Tree) -> Expr:
+        base = self.expr(kid[0])
+        prop = str(kid[1].children[0])
+
+        def member(e: Env, p: dict[str, Any]) -> Any:
+            obj = base(e, p)
+            return obj.get(prop, UNDEF) if isinstance(obj, dict) else UNDEF
+
+        return member
+
+    def rule_index(self, kid: list[Any], _node: Tree) -> Expr:
+        base, key = self.expr(kid[0]), self.expr(kid[1])
+
+        def index(e: Env, p: dict[str, Any]) -> Any:
+            obj, k = base(e, p), key(e, p)
+            if isinstance(obj, dict) and isinstance(k, str):
+                return obj.get(k, UNDEF)
+            if isinstance(obj, list) and is_number(k) and int(k) == k and 0 <= k < len(obj):
+                return obj[int(k)]
+            return UNDEF
+
+        return index
+
+    # Operators.
+
+    def rule_neg(self, kid: list[Any], _node: Tree) -> Expr:
+        inner = self.expr(kid[0])
+        return lambda e, p: -v if is_number(v := inner(e, p)) else UNDEF
+
+    def rule_arith(self, kid: list[Any], _node: Tree) -> Expr:
+        return self._arith(self.expr(kid[0]), str(kid[1]), self.expr(kid[2]))
+
+    def rule_concat_op(self, kid: list[Any], _node: Tree) -> Expr:
+        a, b = self.expr(kid[0]), self.expr(kid[1])
+
+        def concat(e: Env, p: dict[str, Any]) -> Any:
+            x, y = a(e, p), b(e, p)
+            return x + y if isinstance(x, str) and isinstance(y, str) else UNDEF
+
+        return concat
+
+    def rule_compare(self, kid: list[Any], _node: Tree) -> Expr:
+        return self._compare(self.expr(kid[0]), str(kid[1]), self.expr(kid[2]))
+
+    def rule_and_op(self, kid: list[Any], _node: Tree) -> Expr:
+        return _connective(self.expr(kid[0]), self.expr(kid[1]), decisive=False)
+
+    def rule_or_op(self, kid: list[Any], _node: Tree) -> Expr:
+        return _connective(self.expr(kid[0]), self.expr(kid[1]), decisive=True)
+
+    def rule_not_op(self, kid: list[Any], _node: Tree) -> Expr:
+        inner = self.expr(kid[-1])
+        return lambda e, p: (not v) if isinstance(v := inner(e, p), bool) else UNDEF
+
+    def rule_in_op(self, _kid: list[Any], node: Tree) -> Expr:
+        return self._in(node)
+
+    def rule_between_op(self, _kid: list[Any], node: Tree) -> Expr:
+        return self._between(node)
+
+    def rule_like_op(self, _kid: list[Any], node: Tree) -> Expr:
+        return self._like(node)
+
+    def rule_conditional(self, kid: list[Any], _node: Tree) -> Expr:
+        c, a, b = (self.expr(k) for k in kid)
+        return lambda e, p: a(e, p) if c(e, p) is True else b(e, p)
+
+    def rule_coalesce_op(self, kid: list[Any], _node: Tree) -> Expr:
+        a, b = self.expr(kid[0]), self.expr(kid[1])
+        return lambda e, p: v if (v := a(e, p)) is not UNDEF else b(e, p)
+
+    def rule_call(self, kid: list[Any], _node: Tree) -> Expr:
+        return self._call(kid)
+
+    def rule_subquery(self, _kid: list[Any], _node: Tree) -> Expr:
+        raise self.fail("subquery")
+
+    def rule_exists_subquery(self, _kid: list[Any], _node: Tree) -> Expr:
+        raise self.fail("EXISTS")
 
     def _ident(self, name: str) -> Expr:
         if name not in self.aliases:
