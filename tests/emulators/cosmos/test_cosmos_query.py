@@ -168,8 +168,8 @@ def test_unsupported_or_invalid_queries_are_400_naming_the_construct(
 
 
 def test_paging_a_plain_query_reads_each_document_once() -> None:
-    """Filter-and-project queries resume after the last document read (queries.py `QueryEngine._stream_page`): the pages
-    add up to the one-shot answer, and reading them all decodes each document about once."""
+    """Filter-and-project queries resume after the last document read (queries.py, streaming): the
+    pages add up to the one-shot answer, and reading them all decodes each document about once."""
     from emulators.cosmos.store import Store
 
     s = Store(None)
